@@ -1,0 +1,259 @@
+/*
+ * tandem: a libuv event loop and a lock-free work-stealing thread pool that
+ * run in tandem.
+ *
+ *   tandem_pool_t   a pool of worker threads (opaque, made at run time).
+ *   tandem_t        a caller-owned handle joining one uv loop to one pool.
+ *   tandem_work_t   a caller-owned request: work_cb runs on a worker, then
+ *                   after_cb runs on the loop thread of the tandem_t it was
+ *                   queued on, exactly like uv_queue_work.
+ *   tandem_join, tandem_group_t, tandem_parallel_for: fork-join inside jobs.
+ *
+ * Every function that can fail returns 0 or a negative libuv error code
+ * (UV_EINVAL, UV_EBUSY, UV_ENOMEM, UV_ECANCELED, ...), so uv_strerror() and
+ * uv_err_name() explain it.  When a function that takes a callback returns
+ * an error, that callback is never called.
+ */
+#ifndef TANDEM_H
+#define TANDEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "tandem/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(TANDEM_BUILDING)
+#define TANDEM_EXTERN __attribute__((visibility("default")))
+#else
+#define TANDEM_EXTERN /* nothing */
+#endif
+
+typedef struct tandem_pool_s tandem_pool_t;
+typedef struct tandem_s tandem_t;
+typedef struct tandem_work_s tandem_work_t;
+typedef struct tandem_task_s tandem_task_t;
+typedef struct tandem_group_s tandem_group_t;
+
+typedef void (*tandem_work_cb)(tandem_work_t *req);
+typedef void (*tandem_after_work_cb)(tandem_work_t *req, int status);
+typedef void (*tandem_close_cb)(tandem_t *t);
+typedef void (*tandem_task_cb)(tandem_task_t *task);
+typedef void (*tandem_range_cb)(size_t lo, size_t hi, void *ctx);
+
+/* ---------------------------------------------------------------- pools */
+
+/* Options for tandem_pool_new().  A zeroed struct (or NULL) means defaults. */
+typedef struct tandem_options_s {
+  unsigned workers;       /* worker threads; 0 = one per online CPU */
+  int worker_spin_us;     /* how long an idle worker looks for work before it
+                             parks; 0 = default (50), < 0 = park at once */
+  int loop_spin_us;       /* how long a loop thread polls for completions of
+                             a small batch of jobs before it sleeps in epoll;
+                             0 = default (50), < 0 = never poll */
+  unsigned queue_size;    /* slots in the injection queue (rounded up to a
+                             power of two); 0 = default (65536) */
+  size_t stack_size;      /* worker stack in bytes; 0 = default (8 MiB) */
+} tandem_options_t;
+
+/* Makes a pool and starts its workers.  Any thread.  Returns 0 and sets
+ * *pool, UV_EINVAL for a NULL pool or an option out of range, UV_ENOMEM, or
+ * the error of a failed thread creation. */
+TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
+                                  const tandem_options_t *opts);
+
+/* Stops and joins the workers and frees the pool.  Any thread but one of
+ * the pool's own workers.  Returns 0, UV_EBUSY while a tandem_t is still
+ * attached (tandem_close() it first), UV_EINVAL for NULL, for the default
+ * pool (which lives until the process exits) or when called from one of the
+ * pool's workers. */
+TANDEM_EXTERN int tandem_pool_free(tandem_pool_t *pool);
+
+/* The process-wide default pool, made with default options on first use.
+ * Any thread.  Returns NULL only if it could not be made (out of memory or
+ * threads). */
+TANDEM_EXTERN tandem_pool_t *tandem_pool_default(void);
+
+/* Number of workers of a pool.  Any thread.  0 for NULL. */
+TANDEM_EXTERN unsigned tandem_pool_workers(const tandem_pool_t *pool);
+
+#define TANDEM_STATS_MAX_WORKERS 64
+
+typedef struct tandem_worker_stats_s {
+  uint64_t jobs;      /* work callbacks and fork-join tasks run */
+  uint64_t steals;    /* items taken from another worker's deque */
+  uint64_t injected;  /* items taken from the injection queue */
+  uint64_t parks;     /* times the worker went to sleep */
+  uint64_t wakeups;   /* times a submitter woke it up */
+  uint64_t depth;     /* items on its deque now */
+} tandem_worker_stats_t;
+
+typedef struct tandem_stats_s {
+  unsigned workers;            /* workers in the pool */
+  uint64_t inject_depth;       /* items waiting in the injection queue now */
+  uint64_t cancelled;          /* jobs cancelled before they started */
+  tandem_worker_stats_t total; /* sum over every worker */
+  /* the first min(workers, TANDEM_STATS_MAX_WORKERS) workers */
+  tandem_worker_stats_t worker[TANDEM_STATS_MAX_WORKERS];
+} tandem_stats_t;
+
+/* Fills *out with a snapshot of the pool's counters; each counter is read
+ * atomically, the set is not a single instant.  Any thread.  Returns 0 or
+ * UV_EINVAL for NULL arguments. */
+TANDEM_EXTERN int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out);
+
+/* --------------------------------------------------- loops and requests */
+
+/* A handle joining one uv loop to one pool.  Caller-owned; valid from
+ * tandem_init() until its close callback has run. */
+struct tandem_s {
+  void *data;                  /* public */
+  /* read-only */
+  uv_loop_t *loop;
+  tandem_pool_t *pool;
+  /* private */
+  uv_async_t async_;           /* completions wake the loop through it */
+  uv_idle_t idle_;             /* polls for completions when one is near */
+  uv_thread_t thread_;         /* the loop's thread */
+  tandem_close_cb close_cb_;
+  void *done_;                 /* completion stack head; atomic */
+  unsigned inflight_;          /* accepted, not yet called back, plus a
+                                  closing bit; atomic */
+  unsigned polling_;           /* the loop polls for completions; atomic */
+  unsigned loop_pending_;      /* queued from the loop thread (these keep
+                                  uv_run alive); loop thread only */
+  unsigned flags_;             /* loop thread only */
+  unsigned handles_open_;      /* loop thread only */
+  uint64_t last_activity_;     /* loop thread only */
+  tandem_work_t *loop_jobs_;   /* jobs queued from the loop thread and not
+                                  yet called back; loop thread only */
+  void *reserved_[4];
+};
+
+/* A request: one job.  Caller-owned, usually embedded in the caller's own
+ * struct; queueing it allocates nothing.  A request may be queued again
+ * from its after callback, or any time after that. */
+struct tandem_work_s {
+  void *data;                  /* public */
+  /* read-only */
+  tandem_t *tandem;            /* the handle it was last queued on */
+  /* private */
+  tandem_work_cb work_cb_;
+  tandem_after_work_cb after_cb_;
+  void *next_;                 /* completion stack link */
+  void *cell_;                 /* injection cell while queued there */
+  tandem_work_t *lprev_;       /* tandem_t.loop_jobs_ links */
+  tandem_work_t *lnext_;
+  unsigned state_;             /* queued, running, done, finished; atomic */
+  int status_;
+  int from_loop_;
+  uintptr_t range_[5];         /* tandem_parallel_for_async's arguments */
+  void *reserved_[2];
+};
+
+/* Joins `loop` to `pool` (NULL = the default pool).  Must be called on the
+ * loop's thread, which becomes the thread that runs every after callback.
+ * An idle tandem_t does not keep uv_run() alive.  Returns 0, UV_EINVAL for
+ * NULL loop or handle, UV_ENOMEM if the default pool cannot be made, or the
+ * error of uv_async_init(). */
+TANDEM_EXTERN int tandem_init(uv_loop_t *loop, tandem_t *t,
+                              tandem_pool_t *pool);
+
+/* Closes the handle: refuses new jobs, cancels jobs that have not started
+ * (their after callbacks get UV_ECANCELED), lets running ones finish, runs
+ * every remaining after callback, then calls `cb` (may be NULL) on the loop
+ * thread.  After `cb` the loop holds nothing of tandem's and `t` may be
+ * freed.  Loop thread only.  Closing twice, or a NULL handle, is ignored. */
+TANDEM_EXTERN void tandem_close(tandem_t *t, tandem_close_cb cb);
+
+/* Queues `req`: `work_cb` runs on a worker of t's pool, then `after_cb`
+ * (may be NULL) runs on t's loop thread with status 0, or UV_ECANCELED if
+ * the job was cancelled.  Any thread: the loop thread, a worker inside a
+ * job, or any other thread.  Jobs queued from the loop thread keep uv_run()
+ * alive until their after callback has run, as with uv_queue_work; jobs
+ * queued from other threads do not.  Returns 0, UV_EINVAL for NULL
+ * arguments or a closing/closed handle, UV_EBUSY if `req` is already in
+ * flight (queued, running, or awaiting its after callback). */
+TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
+                                    tandem_work_cb work_cb,
+                                    tandem_after_work_cb after_cb);
+
+/* Cancels a job that has not started.  Returns 0 if it had not: its after
+ * callback then runs with UV_ECANCELED on the loop's next iteration, even
+ * while every worker is busy, and the pool never touches `req` again.
+ * Returns UV_EBUSY if it is running or finished, or was queued from inside
+ * a worker (such jobs go straight onto that worker's deque and count as
+ * taken); UV_EINVAL for NULL or a request never queued.  Any thread. */
+TANDEM_EXTERN int tandem_cancel(tandem_work_t *req);
+
+/* ----------------------------------------------------------- fork-join */
+
+/* Runs a(a_arg) and b(b_arg), possibly in parallel, and returns when both
+ * are done.  On a worker it pushes b on its own deque, runs a, then takes b
+ * back or, if b was stolen, runs other work until b is done.  On any other
+ * thread it runs both on the default pool and blocks the caller (a loop
+ * thread should use tandem_parallel_for_async instead). */
+TANDEM_EXTERN void tandem_join(void (*a)(void *), void *a_arg,
+                               void (*b)(void *), void *b_arg);
+
+/* A caller-owned task for a group; spawning it allocates nothing. */
+struct tandem_task_s {
+  void *data;                  /* public */
+  /* private */
+  tandem_task_cb fn_;
+  tandem_group_t *group_;
+  void *reserved_[2];
+};
+
+/* A group of tasks that a thread spawns and then waits for. */
+struct tandem_group_s {
+  /* private */
+  tandem_pool_t *pool_;
+  int pending_;                /* atomic: spawned and not finished */
+  int waiting_;
+  void *reserved_[2];
+};
+
+/* Prepares a group on `pool` (NULL = the worker's own pool when called on
+ * a worker, else the default pool).  Any thread.  Returns 0 or UV_EINVAL /
+ * UV_ENOMEM. */
+TANDEM_EXTERN int tandem_group_init(tandem_group_t *g, tandem_pool_t *pool);
+
+/* Spawns `task`: fn(task) will run on the pool.  The task must stay valid
+ * until tandem_group_wait() returns.  Call from the thread that waits.
+ * Returns 0, UV_EINVAL for NULL arguments. */
+TANDEM_EXTERN int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
+                                     tandem_task_cb fn);
+
+/* Returns when every task spawned on `g` has finished.  On a worker it runs
+ * other work while it waits; elsewhere it blocks.  Returns 0 or UV_EINVAL. */
+TANDEM_EXTERN int tandem_group_wait(tandem_group_t *g);
+
+/* Calls body(lo, hi, ctx) on disjoint sub-ranges covering [begin, end),
+ * splitting recursively into pieces of at least `grain` indices (0 = split
+ * lazily, only while other workers are hungry).  On a worker it nests;
+ * elsewhere it blocks.  `pool` NULL = the current worker's pool or the
+ * default pool.  Returns 0 (also for an empty range) or UV_EINVAL. */
+TANDEM_EXTERN int tandem_parallel_for(tandem_pool_t *pool, size_t begin,
+                                      size_t end, size_t grain,
+                                      tandem_range_cb body, void *ctx);
+
+/* The non-blocking form for a loop thread: runs the whole range on t's pool
+ * (using `req` as the job) and calls after_cb(req, status) on the loop
+ * thread once every index is done, or with UV_ECANCELED if it was cancelled
+ * before it started.  Same thread rules and errors as tandem_queue_work. */
+TANDEM_EXTERN int tandem_parallel_for_async(tandem_t *t, tandem_work_t *req,
+                                            size_t begin, size_t end,
+                                            size_t grain, tandem_range_cb body,
+                                            void *ctx,
+                                            tandem_after_work_cb after_cb);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TANDEM_H */

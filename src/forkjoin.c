@@ -1,0 +1,321 @@
+/*
+ * forkjoin.c: tandem_join, task groups and tandem_parallel_for.
+ *
+ * On a worker, a spawn is a frame on the spawner's own stack pushed onto
+ * its own deque: no allocation.  The spawner then either takes the frame
+ * back (nobody stole it: run it inline) or, if a thief has it, helps --
+ * runs items from its own deque and steals from others -- until the frame
+ * is marked done.  A waiting worker never sleeps, so a pool of one worker
+ * cannot deadlock, and it does not take from the injection queue while it
+ * waits, so a long unrelated job cannot stall a join.
+ *
+ * From any other thread, work is submitted to the pool as a group (through
+ * the injection queue) and the thread blocks on the pool's group_done
+ * event count until the group's count of unfinished tasks reaches zero.
+ */
+#include "pool.h"
+
+#include <sched.h>
+#include <stddef.h>
+
+#define HELP_YIELD_EVERY 256
+
+/* ------------------------------------------------------------- helping */
+
+/* Worker: runs other work until *count is zero. */
+static void help_until_zero(tdm_worker_t *w, const uint32_t *count) {
+  unsigned idle = 0;
+
+  /* Acquire: whatever the finished work wrote is visible after. */
+  while (tdm_load_acq_u32(count) != 0) {
+    if (tandem__pool_run_one(w, false)) {
+      idle = 0;
+      continue;
+    }
+    if (++idle % HELP_YIELD_EVERY == 0)
+      sched_yield();
+    else
+      tdm_pause();
+  }
+}
+
+/* --------------------------------------------------------------- groups */
+
+static tandem_pool_t *current_pool(tandem_pool_t *pool) {
+  if (pool != NULL)
+    return pool;
+  if (tandem__self != NULL)
+    return tandem__self->pool;
+  return tandem_pool_default();
+}
+
+int tandem_group_init(tandem_group_t *g, tandem_pool_t *pool) {
+  if (g == NULL)
+    return UV_EINVAL;
+  g->pool_ = current_pool(pool);
+  if (g->pool_ == NULL)
+    return UV_ENOMEM;
+  g->pending_ = 0;
+  g->waiting_ = 0;
+  return 0;
+}
+
+static tdm_frame_t *task_frame(tandem_task_t *task) {
+  return (tdm_frame_t *)(void *)&task->reserved_[0];
+}
+
+static void group_task_run(tdm_frame_t *f) {
+  tandem_task_t *task;
+  tandem_group_t *g;
+  tandem_pool_t *pool;
+
+  task = (tandem_task_t *)(void *)((char *)f -
+                                   offsetof(tandem_task_t, reserved_));
+  g = task->group_;
+  pool = g->pool_; /* read before the decrement: g may be gone after it */
+  task->fn_(task);
+  /* Release: the waiter that sees 0 sees everything the task wrote. */
+  if (tdm_faa_u32((uint32_t *)&g->pending_, (uint32_t)-1) == 1)
+    tdm_parker_wake(&pool->group_done);
+}
+
+int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
+                       tandem_task_cb fn) {
+  tdm_worker_t *w;
+
+  if (g == NULL || task == NULL || fn == NULL || g->pool_ == NULL)
+    return UV_EINVAL;
+  task->fn_ = fn;
+  task->group_ = g;
+  task_frame(task)->run = group_task_run;
+  tdm_faa_u32((uint32_t *)&g->pending_, 1);
+  w = tandem__self;
+  if (w != NULL && w->pool == g->pool_ &&
+      tandem__pool_spawn_local(w, task_frame(task)) == 0)
+    return 0;
+  tandem__pool_submit(g->pool_,
+                      (void *)((uintptr_t)task_frame(task) | TDM_ITEM_FRAME),
+                      NULL);
+  return 0;
+}
+
+int tandem_group_wait(tandem_group_t *g) {
+  tdm_worker_t *w;
+  uint32_t snap;
+
+  if (g == NULL || g->pool_ == NULL)
+    return UV_EINVAL;
+  w = tandem__self;
+  if (w != NULL && w->pool == g->pool_) {
+    help_until_zero(w, (uint32_t *)&g->pending_);
+    return 0;
+  }
+  /* Not a worker of this pool: block.  Snapshot before the re-check, so a
+   * wake between the two is not lost. */
+  for (;;) {
+    snap = tdm_parker_snapshot(&g->pool_->group_done);
+    if (tdm_load_acq_u32((uint32_t *)&g->pending_) == 0)
+      return 0;
+    tdm_parker_wait(&g->pool_->group_done, snap);
+  }
+}
+
+/* ----------------------------------------------------------------- join */
+
+typedef struct join_frame_s {
+  tdm_frame_t frame;
+  void (*fn)(void *);
+  void *arg;
+  uint32_t pending; /* 1 until fn has returned */
+} join_frame_t;
+
+static void join_frame_run(tdm_frame_t *f) {
+  join_frame_t *jf = (join_frame_t *)f;
+
+  jf->fn(jf->arg);
+  /* Release, and the last touch: the frame lives on the joiner's stack. */
+  tdm_store_rel_u32(&jf->pending, 0);
+}
+
+typedef struct call_task_s {
+  tandem_task_t task;
+  void (*fn)(void *);
+  void *arg;
+} call_task_t;
+
+static void call_task_run(tandem_task_t *task) {
+  call_task_t *c = (call_task_t *)task;
+  c->fn(c->arg);
+}
+
+void tandem_join(void (*a)(void *), void *a_arg, void (*b)(void *),
+                 void *b_arg) {
+  tdm_worker_t *w;
+  join_frame_t jf;
+  tandem_group_t g;
+  call_task_t ta;
+  call_task_t tb;
+
+  if (a == NULL || b == NULL) {
+    if (a != NULL)
+      a(a_arg);
+    if (b != NULL)
+      b(b_arg);
+    return;
+  }
+  w = tandem__self;
+  if (w == NULL) {
+    /* Outside the pool: both halves on the default pool; block. */
+    if (tandem_group_init(&g, NULL) != 0) {
+      a(a_arg);
+      b(b_arg);
+      return;
+    }
+    ta.fn = a;
+    ta.arg = a_arg;
+    tb.fn = b;
+    tb.arg = b_arg;
+    tandem_group_spawn(&g, &ta.task, call_task_run);
+    tandem_group_spawn(&g, &tb.task, call_task_run);
+    tandem_group_wait(&g);
+    return;
+  }
+  jf.frame.run = join_frame_run;
+  jf.fn = b;
+  jf.arg = b_arg;
+  jf.pending = 1;
+  if (tandem__pool_spawn_local(w, &jf.frame) != 0) {
+    a(a_arg); /* the deque cannot grow: run both here */
+    b(b_arg);
+    return;
+  }
+  a(a_arg);
+  if (tandem__pool_take_back(w, &jf.frame)) {
+    b(b_arg);
+    return;
+  }
+  help_until_zero(w, &jf.pending);
+}
+
+/* --------------------------------------------------------- parallel_for */
+
+typedef struct pfor_s {
+  tandem_range_cb body;
+  void *ctx;
+  size_t grain;  /* split down to this size; with lazy, the chunk size */
+  int lazy;
+} pfor_t;
+
+typedef struct pfor_range_s {
+  const pfor_t *p;
+  size_t lo;
+  size_t hi;
+} pfor_range_t;
+
+static void pfor_run(void *arg);
+
+/* Splits [lo, hi) in two halves, the right one for a thief. */
+static void pfor_split(const pfor_t *p, size_t lo, size_t hi) {
+  pfor_range_t left = {p, lo, lo + (hi - lo) / 2};
+  pfor_range_t right = {p, lo + (hi - lo) / 2, hi};
+
+  tandem_join(pfor_run, &left, pfor_run, &right);
+}
+
+/* Lazy binary splitting (Tzannes, Caragea, Barua, Vishkin): while our own
+ * deque still holds work for thieves, nobody is hungry -- run a chunk
+ * ourselves; once it is empty, split so that a thief finds something. */
+static void pfor_run(void *arg) {
+  const pfor_range_t *r = arg;
+  const pfor_t *p = r->p;
+  tdm_worker_t *w = tandem__self;
+  size_t lo = r->lo;
+  size_t hi = r->hi;
+
+  while (hi - lo > p->grain) {
+    if (p->lazy && tdm_deque_size(&w->dq) != 0) {
+      p->body(lo, lo + p->grain, p->ctx);
+      lo += p->grain;
+      continue;
+    }
+    pfor_split(p, lo, hi);
+    return;
+  }
+  if (hi > lo)
+    p->body(lo, hi, p->ctx);
+}
+
+typedef struct pfor_task_s {
+  tandem_task_t task;
+  pfor_range_t range;
+} pfor_task_t;
+
+static void pfor_task_run(tandem_task_t *task) {
+  pfor_run(&((pfor_task_t *)task)->range);
+}
+
+int tandem_parallel_for(tandem_pool_t *pool, size_t begin, size_t end,
+                        size_t grain, tandem_range_cb body, void *ctx) {
+  tandem_group_t g;
+  pfor_task_t root;
+  pfor_t p;
+  int err;
+
+  if (body == NULL || end < begin)
+    return UV_EINVAL;
+  pool = current_pool(pool);
+  if (pool == NULL)
+    return UV_ENOMEM;
+  if (begin == end)
+    return 0;
+  p.body = body;
+  p.ctx = ctx;
+  p.lazy = grain == 0;
+  if (p.lazy) {
+    /* Chunks small enough to balance, large enough to amortise a check. */
+    grain = (end - begin) / (pool->nworkers * 64u);
+  }
+  p.grain = grain != 0 ? grain : 1;
+  root.range.p = &p;
+  root.range.lo = begin;
+  root.range.hi = end;
+  if (tandem__self != NULL && tandem__self->pool == pool) {
+    pfor_run(&root.range); /* nested: split right here */
+    return 0;
+  }
+  err = tandem_group_init(&g, pool);
+  if (err != 0)
+    return err;
+  tandem_group_spawn(&g, &root.task, pfor_task_run);
+  return tandem_group_wait(&g);
+}
+
+/* ------------------------------------------------ parallel_for, async */
+
+enum { R_BEGIN, R_END, R_GRAIN, R_BODY, R_CTX };
+
+static void pfor_async_work(tandem_work_t *req) {
+  tandem_range_cb body;
+
+  body = (tandem_range_cb)req->range_[R_BODY];
+  (void)tandem_parallel_for(req->tandem->pool, req->range_[R_BEGIN],
+                            req->range_[R_END], req->range_[R_GRAIN], body,
+                            (void *)req->range_[R_CTX]);
+}
+
+int tandem_parallel_for_async(tandem_t *t, tandem_work_t *req, size_t begin,
+                              size_t end, size_t grain, tandem_range_cb body,
+                              void *ctx, tandem_after_work_cb after_cb) {
+  if (t == NULL || req == NULL || body == NULL || end < begin)
+    return UV_EINVAL;
+  /* Do not overwrite the arguments of a job in flight (tandem_queue_work
+   * below is what settles a race between two submitters). */
+  if (tandem__req_in_flight(req))
+    return UV_EBUSY;
+  req->range_[R_BEGIN] = begin;
+  req->range_[R_END] = end;
+  req->range_[R_GRAIN] = grain;
+  req->range_[R_BODY] = (uintptr_t)body;
+  req->range_[R_CTX] = (uintptr_t)ctx;
+  return tandem_queue_work(t, req, pfor_async_work, after_cb);
+}

@@ -1,0 +1,106 @@
+/*
+ * inject.c: the injection ring (see inject.h).
+ *
+ * A producer claims position pos by CAS on enq when cell[pos].seq == pos,
+ * writes the item, then releases seq = pos + 1.  A consumer claims pos by
+ * CAS on deq when cell[pos].seq == pos + 1, swaps the item out, then
+ * releases seq = pos + capacity, handing the cell to the producer of the
+ * next lap.  Cancel races only with that swap, on the item word.
+ */
+#include "inject.h"
+
+#include <stdlib.h>
+
+#include <uv.h>
+
+static char tombstone;
+#define TOMB ((void *)&tombstone)
+
+int tdm_inject_init(tdm_inject_t *q, uint64_t capacity) {
+  uint64_t n;
+  uint64_t i;
+
+  for (n = 2; n < capacity; n <<= 1)
+    ;
+  q->cells = malloc(n * sizeof(*q->cells));
+  if (q->cells == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++) {
+    q->cells[i].seq = i;
+    q->cells[i].item = NULL;
+  }
+  q->mask = n - 1;
+  q->enq = 0;
+  q->deq = 0;
+  return 0;
+}
+
+void tdm_inject_destroy(tdm_inject_t *q) {
+  free(q->cells);
+  q->cells = NULL;
+}
+
+bool tdm_inject_push_mp(tdm_inject_t *q, void *item, tdm_cell_t **cellp) {
+  tdm_cell_t *c;
+  uint64_t pos;
+  int64_t dif;
+
+  pos = tdm_load_64(&q->enq);
+  for (;;) {
+    c = &q->cells[pos & q->mask];
+    /* Acquire: the consumer of the previous lap is done with the cell. */
+    dif = (int64_t)(tdm_load_acq_64(&c->seq) - pos);
+    if (dif == 0) {
+      if (tdm_cas_64(&q->enq, pos, pos + 1))
+        break;
+      pos = tdm_load_64(&q->enq);
+    } else if (dif < 0) {
+      return false; /* a full lap behind: the ring is full */
+    } else {
+      pos = tdm_load_64(&q->enq);
+    }
+  }
+  tdm_store_ptr((void **)cellp, c);
+  tdm_store_ptr(&c->item, item);
+  /* Release: a consumer that sees seq == pos + 1 sees the item. */
+  tdm_store_rel_64(&c->seq, pos + 1);
+  return true;
+}
+
+void *tdm_inject_pop_mc(tdm_inject_t *q) {
+  tdm_cell_t *c;
+  uint64_t pos;
+  int64_t dif;
+  void *item;
+
+  pos = tdm_load_64(&q->deq);
+  for (;;) {
+    c = &q->cells[pos & q->mask];
+    dif = (int64_t)(tdm_load_acq_64(&c->seq) - (pos + 1));
+    if (dif == 0) {
+      if (tdm_cas_64(&q->deq, pos, pos + 1)) {
+        /* The swap is the claim; a canceller's cas can no longer win. */
+        item = tdm_fas_ptr(&c->item, NULL);
+        tdm_store_rel_64(&c->seq, pos + q->mask + 1);
+        if (item != TOMB)
+          return item;
+      }
+      pos = tdm_load_64(&q->deq);
+    } else if (dif < 0) {
+      return NULL; /* empty, or its producer has not published yet */
+    } else {
+      pos = tdm_load_64(&q->deq);
+    }
+  }
+}
+
+bool tdm_inject_cancel(tdm_cell_t *cell, void *item) {
+  return cell != NULL && tdm_cas_ptr(&cell->item, item, TOMB);
+}
+
+uint64_t tdm_inject_size(const tdm_inject_t *q) {
+  int64_t n;
+
+  n = (int64_t)(tdm_load_64(&q->enq) - tdm_load_64(&q->deq));
+  return n > 0 ? (uint64_t)n : 0;
+}

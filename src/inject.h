@@ -1,0 +1,51 @@
+/*
+ * inject.h: the injection queue, through which items enter a pool from
+ * outside it (a loop thread, an application thread).
+ *
+ * A bounded multi-producer multi-consumer ring of cells, each with its own
+ * sequence number (D. Vyukov's bounded MPMC queue), written on atomic.h.
+ * It is not ck_ring because tandem_cancel() must be able to take one queued
+ * item back out in place: a cell's item is claimed by exactly one swap --
+ * the consumer's fas or the canceller's cas -- so a cancelled item becomes a
+ * tombstone the consumer skips, and the pool never touches it again.
+ */
+#ifndef TANDEM_INJECT_H
+#define TANDEM_INJECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "atomic.h"
+
+typedef struct tdm_cell_s {
+  uint64_t seq;  /* pos: free for the producer of pos; pos+1: holds item */
+  void *item;    /* the item, NULL once claimed, tombstone once cancelled */
+} tdm_cell_t;
+
+typedef struct tdm_inject_s {
+  uint64_t enq TDM_ALIGNED;    /* next position to fill (producers CAS) */
+  uint64_t deq TDM_ALIGNED;    /* next position to drain (consumers CAS) */
+  tdm_cell_t *cells TDM_ALIGNED;
+  uint64_t mask;
+} tdm_inject_t;
+
+/* capacity is rounded up to a power of two.  Returns 0 or UV_ENOMEM. */
+int tdm_inject_init(tdm_inject_t *q, uint64_t capacity);
+void tdm_inject_destroy(tdm_inject_t *q);
+
+/* Any thread.  Stores the cell's address in *cellp before the item becomes
+ * visible to consumers.  Returns false when the ring is full. */
+bool tdm_inject_push_mp(tdm_inject_t *q, void *item, tdm_cell_t **cellp);
+
+/* Any thread.  The oldest live item, or NULL when none is ready; cancelled
+ * items are skipped. */
+void *tdm_inject_pop_mc(tdm_inject_t *q);
+
+/* Any thread.  Takes `item` back out of `cell` if no consumer has claimed
+ * it yet.  Returns true when the caller now owns the item. */
+bool tdm_inject_cancel(tdm_cell_t *cell, void *item);
+
+/* Any thread: a racy estimate of the items waiting. */
+uint64_t tdm_inject_size(const tdm_inject_t *q);
+
+#endif /* TANDEM_INJECT_H */

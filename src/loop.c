@@ -1,0 +1,376 @@
+/*
+ * loop.c: the loop side -- tandem_t handles, queueing and cancelling
+ * requests, and the completion stack that brings results home.
+ *
+ * Completions.  Each tandem_t has an intrusive lock-free stack (done_) of
+ * finished requests: any thread pushes with a CAS, the loop thread takes
+ * the whole stack with one swap and runs the after callbacks oldest first.
+ * A pusher that finds the stack empty wakes the loop with uv_async_send(),
+ * unless the loop is polling (polling_), so there is one eventfd write per
+ * batch, not per job.  (ck_stack_push_mpmc does not report the empty to
+ * non-empty edge, and its inline asm is invisible to TSan: hence these few
+ * lines on atomic.h.)
+ *
+ * Polling.  While a small batch of jobs from the loop thread is in flight
+ * (no more than there are workers), the loop polls the stack from a uv_idle
+ * handle for up to loop_spin_ns after the last activity instead of
+ * sleeping in epoll: a round trip then costs no wake-up of the loop thread.
+ * Larger batches keep the CPUs for the workers and come home by
+ * uv_async_send().  Stopping is a Dekker pair with the pusher: polling_ = 0,
+ * full fence, re-check the stack; the pusher's CAS is a full barrier before
+ * it reads polling_.
+ *
+ * Closing.  The closing bit in inflight_ refuses new jobs; jobs queued from
+ * the loop thread are cancelled at once, others when a worker reaches them.
+ * The handles are closed when nothing is in flight and no thread is between
+ * its push and its uv_async_send() on this tandem_t (workers' sending_to,
+ * the pool's ext_senders): after that nobody touches the handle.
+ */
+#include "pool.h"
+
+#include <string.h>
+
+enum {
+  F_CLOSING = 1, /* tandem_close() called */
+  F_CLOSED = 2,  /* its handles are being closed */
+  F_POLLING = 4, /* the idle handle is running */
+  F_REF = 8      /* the async handle keeps the loop alive */
+};
+
+static bool on_loop_thread(const tandem_t *t) {
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &t->thread_);
+}
+
+/* ------------------------------------------- loop-thread bookkeeping */
+
+static void update_ref(tandem_t *t) {
+  bool want = t->loop_pending_ != 0 || (t->flags_ & F_CLOSING);
+
+  if (want && !(t->flags_ & F_REF)) {
+    uv_ref((uv_handle_t *)&t->async_);
+    t->flags_ |= F_REF;
+  } else if (!want && (t->flags_ & F_REF)) {
+    uv_unref((uv_handle_t *)&t->async_);
+    t->flags_ &= ~F_REF;
+  }
+}
+
+static void loop_jobs_insert(tandem_t *t, tandem_work_t *req) {
+  req->lprev_ = NULL;
+  req->lnext_ = t->loop_jobs_;
+  if (t->loop_jobs_ != NULL)
+    t->loop_jobs_->lprev_ = req;
+  t->loop_jobs_ = req;
+}
+
+static void loop_jobs_remove(tandem_t *t, tandem_work_t *req) {
+  if (req->lprev_ != NULL)
+    req->lprev_->lnext_ = req->lnext_;
+  else
+    t->loop_jobs_ = req->lnext_;
+  if (req->lnext_ != NULL)
+    req->lnext_->lprev_ = req->lprev_;
+}
+
+static void idle_cb(uv_idle_t *handle);
+
+static void start_polling(tandem_t *t) {
+  if (t->flags_ & F_POLLING)
+    return;
+  t->flags_ |= F_POLLING;
+  tdm_store_u32(&t->polling_, 1);
+  uv_idle_start(&t->idle_, idle_cb);
+}
+
+static void stop_polling(tandem_t *t) {
+  if (!(t->flags_ & F_POLLING))
+    return;
+  t->flags_ &= ~F_POLLING;
+  uv_idle_stop(&t->idle_);
+  tdm_store_u32(&t->polling_, 0);
+  /* Store-load: a pusher that saw polling_ == 1 skipped its send; if its
+   * item is there, wake ourselves so it is drained. */
+  tdm_fence_sc();
+  if (tdm_load_ptr(&t->done_) != NULL)
+    uv_async_send(&t->async_);
+}
+
+static bool want_polling(const tandem_t *t, uint64_t now) {
+  if (t->flags_ & F_CLOSING) /* only waiting for senders to leave */
+    return (tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) == 0;
+  if (t->loop_pending_ == 0 || t->loop_pending_ > t->pool->nworkers)
+    return false;
+  return now - t->last_activity_ < t->pool->loop_spin_ns;
+}
+
+/* ---------------------------------------------------------- completion */
+
+void tandem__complete(tandem_work_t *req, int status) {
+  tandem_t *t;
+  tandem_pool_t *pool;
+  tdm_worker_t *self;
+  bool external;
+  void *old;
+
+  t = req->tandem;
+  pool = t->pool;
+  self = tandem__self;
+  if (self != NULL && self->pool != pool)
+    self = NULL;
+  external = self == NULL && !on_loop_thread(t);
+  /* Announce that we are about to touch t (see maybe_finish_close); the
+   * push below is a full barrier after it. */
+  if (self != NULL)
+    tdm_store_ptr((void **)&self->sending_to, t);
+  else if (external)
+    tdm_faa_u32(&pool->ext_senders, 1);
+
+  req->status_ = status;
+  tdm_store_u32(&req->state_, TDM_REQ_DONE);
+  do {
+    old = tdm_load_ptr(&t->done_);
+    req->next_ = old;
+    /* Full barrier: publishes req (and work_cb's writes) to the loop, and
+     * precedes the plain load of libuv 1.44's pending flag in send. */
+  } while (!tdm_cas_ptr(&t->done_, old, req));
+  if (old == NULL && tdm_load_u32(&t->polling_) == 0)
+    uv_async_send(&t->async_);
+
+  if (self != NULL)
+    tdm_store_rel_ptr((void **)&self->sending_to, NULL);
+  else if (external)
+    tdm_faa_u32(&pool->ext_senders, (uint32_t)-1);
+}
+
+void tandem__job_run(tdm_worker_t *w, tandem_work_t *req) {
+  tandem_t *t = req->tandem;
+
+  if (tdm_load_u32(&t->inflight_) & TDM_CLOSING_BIT) {
+    tdm_faa_64(&w->pool->cancelled, 1);
+    tandem__complete(req, UV_ECANCELED);
+    return;
+  }
+  tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
+  req->work_cb_(req);
+  tandem__complete(req, 0);
+}
+
+/* Loop thread: runs the after callbacks of everything completed so far.
+ * Returns how many. */
+static unsigned drain(tandem_t *t) {
+  tandem_work_t *req;
+  tandem_work_t *prev;
+  tandem_work_t *next;
+  tandem_after_work_cb after;
+  unsigned n;
+  int status;
+  int from_loop;
+
+  /* The swap acquires everything the pushers published. */
+  req = tdm_fas_ptr(&t->done_, NULL);
+  if (req == NULL)
+    return 0;
+  for (prev = NULL; req != NULL; req = next) { /* newest first: reverse */
+    next = req->next_;
+    req->next_ = prev;
+    prev = req;
+  }
+  n = 0;
+  for (req = prev; req != NULL; req = next) {
+    next = req->next_;
+    status = req->status_;
+    after = req->after_cb_;
+    from_loop = req->from_loop_;
+    if (from_loop)
+      loop_jobs_remove(t, req);
+    /* Idle again before the callback, which may queue it anew. */
+    tdm_store_rel_u32(&req->state_, TDM_REQ_FINISHED);
+    if (after != NULL)
+      after(req, status);
+    /* req is the caller's again: not touched below. */
+    if (from_loop) {
+      t->loop_pending_--;
+      update_ref(t);
+    }
+    tdm_faa_u32(&t->inflight_, (uint32_t)-1);
+    n++;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------- closing */
+
+static bool senders_busy(const tandem_t *t) {
+  tandem_pool_t *pool = t->pool;
+  unsigned i;
+
+  if (tdm_load_u32(&pool->ext_senders) != 0)
+    return true;
+  for (i = 0; i < pool->nworkers; i++)
+    if (tdm_load_ptr((void **)&pool->workers[i].sending_to) == t)
+      return true;
+  return false;
+}
+
+static void on_handle_closed(uv_handle_t *handle) {
+  tandem_t *t = handle->data;
+
+  if (--t->handles_open_ != 0)
+    return;
+  tdm_faa_u32(&t->pool->nattached, (uint32_t)-1);
+  if (t->close_cb_ != NULL)
+    t->close_cb_(t);
+}
+
+static void maybe_finish_close(tandem_t *t) {
+  if (!(t->flags_ & F_CLOSING) || (t->flags_ & F_CLOSED))
+    return;
+  if ((tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) != 0)
+    return;
+  if (senders_busy(t)) {
+    start_polling(t); /* a matter of nanoseconds: poll until they leave */
+    return;
+  }
+  t->flags_ |= F_CLOSED;
+  stop_polling(t);
+  uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
+  uv_close((uv_handle_t *)&t->async_, on_handle_closed);
+}
+
+/* ------------------------------------------------------------ handles */
+
+static void async_cb(uv_async_t *handle) {
+  tandem_t *t = handle->data;
+
+  drain(t);
+  maybe_finish_close(t);
+}
+
+static void idle_cb(uv_idle_t *handle) {
+  tandem_t *t = handle->data;
+  uint64_t now;
+
+  if (drain(t) != 0)
+    t->last_activity_ = uv_hrtime();
+  maybe_finish_close(t);
+  if (t->flags_ & F_CLOSED)
+    return;
+  now = uv_hrtime();
+  if (!want_polling(t, now))
+    stop_polling(t);
+}
+
+/* --------------------------------------------------------------- API */
+
+int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
+  void *data;
+  int err;
+
+  if (loop == NULL || t == NULL)
+    return UV_EINVAL;
+  if (pool == NULL) {
+    pool = tandem_pool_default();
+    if (pool == NULL)
+      return UV_ENOMEM;
+  }
+  data = t->data;
+  memset(t, 0, sizeof(*t));
+  t->data = data;
+  t->loop = loop;
+  t->pool = pool;
+  t->thread_ = uv_thread_self();
+  err = uv_async_init(loop, &t->async_, async_cb);
+  if (err != 0)
+    return err;
+  uv_idle_init(loop, &t->idle_);
+  t->async_.data = t;
+  t->idle_.data = t;
+  /* An idle tandem_t does not keep uv_run() alive (update_ref). */
+  uv_unref((uv_handle_t *)&t->async_);
+  uv_unref((uv_handle_t *)&t->idle_);
+  t->handles_open_ = 2;
+  tdm_faa_u32(&pool->nattached, 1);
+  return 0;
+}
+
+void tandem_close(tandem_t *t, tandem_close_cb cb) {
+  tandem_work_t *req;
+  tandem_work_t *next;
+
+  if (t == NULL || (t->flags_ & F_CLOSING))
+    return;
+  t->flags_ |= F_CLOSING;
+  t->close_cb_ = cb;
+  /* Full barrier: from here no submitter can be counted in, and a worker
+   * that claims one of our jobs sees the bit and cancels it. */
+  tdm_faa_u32(&t->inflight_, TDM_CLOSING_BIT);
+  update_ref(t);
+  for (req = t->loop_jobs_; req != NULL; req = next) {
+    next = req->lnext_;
+    (void)tandem_cancel(req);
+  }
+  maybe_finish_close(t);
+}
+
+int tandem_queue_work(tandem_t *t, tandem_work_t *req,
+                      tandem_work_cb work_cb, tandem_after_work_cb after_cb) {
+  unsigned state;
+  unsigned n;
+  int from_loop;
+
+  if (t == NULL || req == NULL || work_cb == NULL || t->pool == NULL)
+    return UV_EINVAL;
+  /* Claim the request first, so that a second submit of it fails. */
+  state = tdm_load_u32(&req->state_);
+  if (tandem__req_in_flight(req) ||
+      !tdm_cas_u32(&req->state_, state, TDM_REQ_QUEUED))
+    return UV_EBUSY;
+  /* Then count it in, unless the handle is closing. */
+  n = tdm_load_u32(&t->inflight_);
+  do {
+    if (n & TDM_CLOSING_BIT) {
+      tdm_store_u32(&req->state_, state);
+      return UV_EINVAL;
+    }
+  } while (!tdm_cas_u32(&t->inflight_, n, n + 1) &&
+           ((n = tdm_load_u32(&t->inflight_)), 1));
+
+  req->tandem = t;
+  req->work_cb_ = work_cb;
+  req->after_cb_ = after_cb;
+  req->status_ = 0;
+  from_loop = on_loop_thread(t);
+  req->from_loop_ = from_loop;
+  if (from_loop) {
+    loop_jobs_insert(t, req);
+    t->loop_pending_++;
+    update_ref(t);
+    t->last_activity_ = uv_hrtime();
+    if (t->pool->loop_spin_ns != 0 && t->loop_pending_ <= t->pool->nworkers)
+      start_polling(t);
+  }
+  /* Publishes every field above (release in the deque or the ring). */
+  tandem__pool_submit(t->pool, req, &req->cell_);
+  return 0;
+}
+
+int tandem_cancel(tandem_work_t *req) {
+  unsigned state;
+
+  if (req == NULL)
+    return UV_EINVAL;
+  state = tdm_load_u32(&req->state_);
+  if (state == TDM_REQ_RUNNING || state == TDM_REQ_DONE ||
+      state == TDM_REQ_FINISHED)
+    return UV_EBUSY;
+  if (state != TDM_REQ_QUEUED)
+    return UV_EINVAL;
+  /* Only a job still in the injection ring can be taken back; the cas on
+   * its cell decides against the consumer's swap. */
+  if (!tdm_inject_cancel(tdm_load_ptr(&req->cell_), req))
+    return UV_EBUSY;
+  tdm_faa_64(&req->tandem->pool->cancelled, 1);
+  tandem__complete(req, UV_ECANCELED);
+  return 0;
+}

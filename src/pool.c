@@ -1,0 +1,538 @@
+/*
+ * pool.c: the work-stealing scheduler.
+ *
+ * DESIGN
+ *
+ * A job's life.  tandem_queue_work() (loop.c) marks the request QUEUED,
+ * counts it in its tandem_t's inflight_, and hands it to
+ * tandem__pool_submit().  From a thread outside the pool it goes into the
+ * pool's injection ring (inject.c); from one of the pool's own workers it
+ * goes onto that worker's Chase-Lev deque (deque.c).  Whoever takes it out
+ * -- the ring's consumer by its swap on the cell, the deque's owner or a
+ * thief by the CAS on top -- owns it alone and runs it (tandem__job_run):
+ * state RUNNING, work_cb, then tandem__complete() (loop.c) pushes it on
+ * the tandem_t's lock-free completion stack and, if that stack was empty,
+ * uv_async_send()s the loop.  The loop thread swaps the whole stack out,
+ * marks each request FINISHED and calls its after callback.  From the push
+ * on, the pool never touches the request again.
+ *
+ * Cancel.  A request in the ring can be taken back by tandem_cancel(): a
+ * CAS of the cell's item to a tombstone.  The consumer's swap and the
+ * cancel's CAS are on the same word, so exactly one wins; a consumer that
+ * swaps out a tombstone skips it.  The winner of a cancel completes the
+ * request with UV_ECANCELED at once, so its after callback runs on the
+ * loop's next iteration even while every worker is busy.
+ *
+ * Finding work.  A worker takes from its own deque (LIFO, warm caches),
+ * then from the injection ring (FIFO), then steals from other workers'
+ * deques (FIFO end), starting at a random victim.
+ *
+ * Sleeping, with no lost wake-ups.  A worker that finds nothing becomes a
+ * "spinner" if fewer than max_spinning are (nspinning), and keeps looking
+ * for worker_spin_ns, yielding the CPU now and then so that on a machine
+ * with few cores it does not starve the loop thread.  Then it parks on its
+ * own event count (park.c): snapshot, sleeping = 1, nsleeping++ (a full
+ * barrier), re-check every queue, and only then wait on the snapshot.  A
+ * submitter publishes its item, issues a full fence, and wakes a worker
+ * only if no worker is spinning and one sleeps; it first CASes nspinning
+ * from 0 to 1 on the woken worker's behalf, so a burst of submissions wakes
+ * one worker, not all.  A spinner that finds work leaves the spinning state
+ * and, if it was the last spinner and more work is visible, wakes the next
+ * worker: wake-ups propagate one at a time, only as far as work exists.
+ *   The two sides are a Dekker pair.  Submitter: store item; fence; load
+ * nspinning and nsleeping.  Worker: nspinning-- or nsleeping++ (each a full
+ * barrier); load the queues.  In any interleaving, either the worker sees
+ * the item or the submitter sees a worker it must wake (or one still
+ * spinning, which will see the item after its own decrement).
+ *
+ * Why each ordering.  Ring and deque publication are release stores read
+ * with acquire loads (deque.c, inject.c say where).  The store-load
+ * hazards -- Chase-Lev's take, the submit/park pair above, and the
+ * completion push before uv_async_send (libuv 1.44 reads its pending flag
+ * with a plain load) -- are covered by full fences or by CAS/FAS, which
+ * are full barriers.  The completion stack's CAS is also what hands the
+ * request's memory (work_cb's results) over to the loop thread: release
+ * on push, and the loop's swap acquires.
+ */
+#include "pool.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+_Thread_local tdm_worker_t *tandem__self;
+
+#define DEFAULT_SPIN_US 50
+#define DEFAULT_QUEUE_SIZE 65536
+#define DEFAULT_STACK_SIZE (8u << 20)
+#define DEQUE_LOG2_CAPACITY 8
+#define YIELD_EVERY 64 /* spin iterations between sched_yield() calls */
+
+static uv_once_t default_once = UV_ONCE_INIT;
+static tandem_pool_t *default_pool;
+
+/* ------------------------------------------------------------ counters */
+
+/* Owner-only counters: a relaxed read-modify-write, no lock prefix. */
+static void bump(uint64_t *counter) {
+  tdm_store_64(counter, tdm_load_64(counter) + 1);
+}
+
+static uint64_t xorshift(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* ------------------------------------------------------------- waking */
+
+/* Any thread: wakes one parked worker, handing it the spinning role the
+ * caller already counted in nspinning.  Returns false if none sleeps. */
+static bool wake_one(tandem_pool_t *pool) {
+  unsigned start;
+  unsigned i;
+  tdm_worker_t *w;
+
+  start = tdm_faa_u32(&pool->wake_cursor, 1);
+  for (i = 0; i < pool->nworkers; i++) {
+    w = &pool->workers[(start + i) % pool->nworkers];
+    if (tdm_load_u32(&w->sleeping) == 0)
+      continue;
+    if (!tdm_cas_u32(&w->sleeping, 1, 0))
+      continue;
+    tdm_faa_u32(&pool->nsleeping, (uint32_t)-1);
+    tdm_parker_wake(&w->parker);
+    return true;
+  }
+  return false;
+}
+
+/* Any thread, after publishing work and a full fence: makes sure some
+ * worker will look for it. */
+static void notify(tandem_pool_t *pool) {
+  if (tdm_load_u32(&pool->nspinning) != 0)
+    return; /* a spinner will find it */
+  if (tdm_load_u32(&pool->nsleeping) == 0)
+    return; /* everyone is busy and will look when done */
+  if (!tdm_cas_u32(&pool->nspinning, 0, 1))
+    return; /* someone else just became the spinner */
+  if (!wake_one(pool))
+    tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
+}
+
+/* Is there anything a worker could take?  Racy: used only after a full
+ * barrier, as the re-check half of the Dekker pairs above. */
+static bool work_visible(tandem_pool_t *pool) {
+  unsigned i;
+
+  if (tdm_inject_size(&pool->inject) != 0)
+    return true;
+  for (i = 0; i < pool->nworkers; i++)
+    if (tdm_deque_size(&pool->workers[i].dq) != 0)
+      return true;
+  return false;
+}
+
+/* ---------------------------------------------------------- submitting */
+
+void tandem__pool_submit(tandem_pool_t *pool, void *item, void **cellp) {
+  tdm_worker_t *self;
+  tdm_cell_t *unused;
+  unsigned spins;
+
+  if (cellp == NULL)
+    cellp = (void **)&unused;
+  self = tandem__self;
+  if (self != NULL && self->pool == pool &&
+      tdm_deque_push_owner(&self->dq, item) == 0) {
+    tdm_store_ptr(cellp, NULL);
+  } else {
+    for (spins = 0; !tdm_inject_push_mp(&pool->inject, item,
+                                        (tdm_cell_t **)cellp);
+         spins++) {
+      /* Full ring: the workers drain it without us; wait for room. */
+      notify(pool);
+      if (spins < 64)
+        tdm_pause();
+      else
+        sched_yield();
+    }
+  }
+  /* Store-load: the item must be visible before we read the counters. */
+  tdm_fence_sc();
+  notify(pool);
+}
+
+int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f) {
+  int err;
+
+  err = tdm_deque_push_owner(&w->dq,
+                             (void *)((uintptr_t)f | TDM_ITEM_FRAME));
+  if (err != 0)
+    return err;
+  if (tdm_load_u32(&w->pool->nsleeping) != 0)
+    notify(w->pool);
+  return 0;
+}
+
+bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f) {
+  void *item;
+
+  item = tdm_deque_take_owner(&w->dq);
+  if (item == (void *)((uintptr_t)f | TDM_ITEM_FRAME))
+    return true;
+  if (item != NULL) {
+    /* Not ours (cannot happen when spawns and joins nest properly); put it
+     * back so nothing is lost. */
+    (void)tdm_deque_push_owner(&w->dq, item);
+  }
+  return false;
+}
+
+/* -------------------------------------------------------------- running */
+
+static void run_item(tdm_worker_t *w, void *item) {
+  tdm_frame_t *f;
+
+  bump(&w->jobs);
+  if ((uintptr_t)item & TDM_ITEM_FRAME) {
+    f = (tdm_frame_t *)((uintptr_t)item & ~TDM_ITEM_FRAME);
+    f->run(f);
+  } else {
+    tandem__job_run(w, item);
+  }
+}
+
+static void *steal_any(tdm_worker_t *w) {
+  tandem_pool_t *pool;
+  unsigned n;
+  unsigned start;
+  unsigned i;
+  void *item;
+  tdm_worker_t *v;
+
+  pool = w->pool;
+  n = pool->nworkers;
+  if (n < 2)
+    return NULL;
+  start = (unsigned)(xorshift(&w->rng) % n);
+  for (i = 0; i < n; i++) {
+    v = &pool->workers[(start + i) % n];
+    if (v == w)
+      continue;
+    do
+      item = tdm_deque_steal(&v->dq);
+    while (item == TDM_DEQUE_ABORT);
+    if (item != NULL) {
+      bump(&w->steals);
+      return item;
+    }
+  }
+  return NULL;
+}
+
+static void *find_work(tdm_worker_t *w, bool from_inject) {
+  void *item;
+
+  item = tdm_deque_take_owner(&w->dq);
+  if (item != NULL)
+    return item;
+  if (from_inject) {
+    item = tdm_inject_pop_mc(&w->pool->inject);
+    if (item != NULL) {
+      bump(&w->injected);
+      return item;
+    }
+  }
+  return steal_any(w);
+}
+
+bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject) {
+  void *item;
+
+  item = find_work(w, from_inject);
+  if (item == NULL)
+    return false;
+  run_item(w, item);
+  return true;
+}
+
+/* ------------------------------------------------------------- the loop */
+
+/* Leaves the spinning state after finding work: if we were the last
+ * spinner and more work waits, pass the role on. */
+static void stop_spinning(tandem_pool_t *pool) {
+  if (tdm_faa_u32(&pool->nspinning, (uint32_t)-1) == 1 && work_visible(pool))
+    notify(pool);
+}
+
+static bool try_start_spinning(tandem_pool_t *pool) {
+  uint32_t n;
+
+  n = tdm_load_u32(&pool->nspinning);
+  while (n < pool->max_spinning) {
+    if (tdm_cas_u32(&pool->nspinning, n, n + 1))
+      return true;
+    n = tdm_load_u32(&pool->nspinning);
+  }
+  return false;
+}
+
+/* Sleeps until woken.  Returns true if a waker handed us the spinning
+ * role (it counted us in nspinning). */
+static bool park(tdm_worker_t *w) {
+  tandem_pool_t *pool;
+  uint32_t snap;
+
+  pool = w->pool;
+  snap = tdm_parker_snapshot(&w->parker);
+  tdm_store_u32(&w->sleeping, 1);
+  tdm_faa_u32(&pool->nsleeping, 1); /* full barrier before the re-check */
+  if (!tdm_load_u32(&pool->stop) && !work_visible(pool)) {
+    bump(&w->parks);
+    tdm_parker_wait(&w->parker, snap);
+  }
+  if (tdm_cas_u32(&w->sleeping, 1, 0)) {
+    /* Nobody woke us: we found work, or saw a stale wake-up. */
+    tdm_faa_u32(&pool->nsleeping, (uint32_t)-1);
+    return false;
+  }
+  bump(&w->wakeups);
+  return true;
+}
+
+static void worker_main(void *arg) {
+  tdm_worker_t *w;
+  tandem_pool_t *pool;
+  bool spinning;
+  uint64_t deadline;
+  unsigned iter;
+  void *item;
+
+  w = arg;
+  pool = w->pool;
+  tandem__self = w;
+  spinning = false;
+  deadline = 0;
+  iter = 0;
+  for (;;) {
+    item = find_work(w, true);
+    if (item != NULL) {
+      if (spinning) {
+        spinning = false;
+        stop_spinning(pool);
+      }
+      run_item(w, item);
+      continue;
+    }
+    if (tdm_load_u32(&pool->stop))
+      break;
+    if (!spinning && pool->worker_spin_ns != 0 && try_start_spinning(pool)) {
+      spinning = true;
+      deadline = uv_hrtime() + pool->worker_spin_ns;
+      iter = 0;
+    }
+    if (spinning) {
+      if (++iter % YIELD_EVERY == 0) {
+        sched_yield(); /* let a runnable loop thread have this core */
+        if (uv_hrtime() < deadline)
+          continue;
+      } else {
+        tdm_pause();
+        continue;
+      }
+      spinning = false;
+      /* Full barrier, then the park below re-checks every queue. */
+      tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
+    }
+    if (park(w)) {
+      spinning = true;
+      deadline = uv_hrtime() + pool->worker_spin_ns;
+      iter = 0;
+    }
+  }
+  if (spinning)
+    tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
+  tandem__self = NULL;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static unsigned online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1;
+}
+
+static uint64_t spin_ns(int us) {
+  if (us < 0)
+    return 0;
+  return (uint64_t)(us == 0 ? DEFAULT_SPIN_US : us) * 1000;
+}
+
+static void stop_workers(tandem_pool_t *pool, unsigned started) {
+  unsigned i;
+  tdm_worker_t *w;
+
+  tdm_store_u32(&pool->stop, 1);
+  tdm_fence_sc();
+  for (i = 0; i < started; i++) {
+    w = &pool->workers[i];
+    tdm_store_u32(&w->sleeping, 0);
+    tdm_parker_wake(&w->parker);
+  }
+  for (i = 0; i < started; i++)
+    uv_thread_join(&pool->workers[i].thread);
+}
+
+static void destroy(tandem_pool_t *pool) {
+  unsigned i;
+
+  for (i = 0; i < pool->nworkers; i++)
+    if (pool->workers[i].dq.array != NULL)
+      tdm_deque_destroy(&pool->workers[i].dq);
+  free(pool->workers);
+  tdm_inject_destroy(&pool->inject);
+  free(pool);
+}
+
+static int start_workers(tandem_pool_t *pool, size_t stack_size) {
+  uv_thread_options_t topts;
+  tdm_worker_t *w;
+  unsigned i;
+  int err;
+
+  topts.flags = UV_THREAD_HAS_STACK_SIZE;
+  topts.stack_size = stack_size != 0 ? stack_size : DEFAULT_STACK_SIZE;
+  for (i = 0; i < pool->nworkers; i++) {
+    w = &pool->workers[i];
+    err = uv_thread_create_ex(&w->thread, &topts, worker_main, w);
+    if (err != 0) {
+      stop_workers(pool, i);
+      return err;
+    }
+  }
+  return 0;
+}
+
+int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
+  static const tandem_options_t defaults;
+  tandem_pool_t *pool;
+  tdm_worker_t *w;
+  unsigned i;
+  int err;
+
+  if (out == NULL)
+    return UV_EINVAL;
+  *out = NULL;
+  if (opts == NULL)
+    opts = &defaults;
+  if (opts->workers > 4096 || opts->queue_size > (1u << 30))
+    return UV_EINVAL;
+  if (posix_memalign((void **)&pool, TDM_CACHELINE, sizeof(*pool)) != 0)
+    return UV_ENOMEM;
+  memset(pool, 0, sizeof(*pool));
+  pool->nworkers = opts->workers != 0 ? opts->workers : online_cpus();
+  pool->max_spinning = pool->nworkers / 2 != 0 ? pool->nworkers / 2 : 1;
+  pool->worker_spin_ns = spin_ns(opts->worker_spin_us);
+  pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
+  tdm_parker_init(&pool->group_done);
+  err = tdm_inject_init(&pool->inject, opts->queue_size != 0
+                                           ? opts->queue_size
+                                           : DEFAULT_QUEUE_SIZE);
+  if (err != 0) {
+    free(pool);
+    return err;
+  }
+  if (posix_memalign((void **)&pool->workers, TDM_CACHELINE,
+                     pool->nworkers * sizeof(*pool->workers)) != 0) {
+    destroy(pool);
+    return UV_ENOMEM;
+  }
+  memset(pool->workers, 0, pool->nworkers * sizeof(*pool->workers));
+  for (i = 0; i < pool->nworkers; i++) {
+    w = &pool->workers[i];
+    w->pool = pool;
+    w->index = i;
+    w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+    tdm_parker_init(&w->parker);
+    err = tdm_deque_init(&w->dq, DEQUE_LOG2_CAPACITY);
+    if (err != 0) {
+      destroy(pool);
+      return err;
+    }
+  }
+  err = start_workers(pool, opts->stack_size);
+  if (err != 0) {
+    destroy(pool);
+    return err;
+  }
+  *out = pool;
+  return 0;
+}
+
+int tandem_pool_free(tandem_pool_t *pool) {
+  if (pool == NULL || pool->is_default)
+    return UV_EINVAL;
+  if (tandem__self != NULL && tandem__self->pool == pool)
+    return UV_EINVAL;
+  if (tdm_load_u32(&pool->nattached) != 0)
+    return UV_EBUSY;
+  stop_workers(pool, pool->nworkers);
+  destroy(pool);
+  return 0;
+}
+
+static void default_init(void) {
+  if (tandem_pool_new(&default_pool, NULL) == 0)
+    default_pool->is_default = 1;
+}
+
+tandem_pool_t *tandem_pool_default(void) {
+  uv_once(&default_once, default_init);
+  return default_pool;
+}
+
+unsigned tandem_pool_workers(const tandem_pool_t *pool) {
+  return pool == NULL ? 0 : pool->nworkers;
+}
+
+/* -------------------------------------------------------------- stats */
+
+static void add_stats(tandem_worker_stats_t *sum,
+                      const tandem_worker_stats_t *s) {
+  sum->jobs += s->jobs;
+  sum->steals += s->steals;
+  sum->injected += s->injected;
+  sum->parks += s->parks;
+  sum->wakeups += s->wakeups;
+  sum->depth += s->depth;
+}
+
+int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out) {
+  tandem_worker_stats_t s;
+  tdm_worker_t *w;
+  unsigned i;
+
+  if (pool == NULL || out == NULL)
+    return UV_EINVAL;
+  memset(out, 0, sizeof(*out));
+  out->workers = pool->nworkers;
+  out->inject_depth = tdm_inject_size(&pool->inject);
+  out->cancelled = tdm_load_64(&pool->cancelled);
+  for (i = 0; i < pool->nworkers; i++) {
+    w = &pool->workers[i];
+    s.jobs = tdm_load_64(&w->jobs);
+    s.steals = tdm_load_64(&w->steals);
+    s.injected = tdm_load_64(&w->injected);
+    s.parks = tdm_load_64(&w->parks);
+    s.wakeups = tdm_load_64(&w->wakeups);
+    s.depth = tdm_deque_size(&w->dq);
+    add_stats(&out->total, &s);
+    if (i < TANDEM_STATS_MAX_WORKERS)
+      out->worker[i] = s;
+  }
+  return 0;
+}

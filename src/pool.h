@@ -1,0 +1,115 @@
+/*
+ * pool.h: the pool's internal structures, shared by pool.c (workers,
+ * scheduling, parking), loop.c (tandem_t and requests) and forkjoin.c.
+ */
+#ifndef TANDEM_POOL_H
+#define TANDEM_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tandem.h"
+
+#include "atomic.h"
+#include "deque.h"
+#include "inject.h"
+#include "park.h"
+
+/* Items in deques and the injection queue are tandem_work_t pointers, or
+ * fork-join frames tagged with the low bit. */
+#define TDM_ITEM_FRAME ((uintptr_t)1)
+
+/* A fork-join frame: a piece of work a worker runs and then marks done. */
+typedef struct tdm_frame_s tdm_frame_t;
+struct tdm_frame_s {
+  void (*run)(tdm_frame_t *f);
+};
+
+/* A request's life, in req->state_.  In-flight values are unlikely bit
+ * patterns so that an uninitialised request (as uv_work_t may be) is taken
+ * for idle, not for busy. */
+enum {
+  TDM_REQ_QUEUED = 0x7a6d0001u,   /* in a queue, may be cancelled */
+  TDM_REQ_RUNNING = 0x7a6d0002u,  /* a worker runs work_cb */
+  TDM_REQ_DONE = 0x7a6d0003u,     /* on the completion stack */
+  TDM_REQ_FINISHED = 0x7a6d0004u  /* after callback called: idle again */
+};
+
+static inline bool tandem__req_in_flight(const tandem_work_t *req) {
+  uint32_t s = tdm_load_u32(&req->state_);
+  return s == TDM_REQ_QUEUED || s == TDM_REQ_RUNNING || s == TDM_REQ_DONE;
+}
+
+/* tandem_t.inflight_: count of accepted jobs, plus this bit once closing. */
+#define TDM_CLOSING_BIT 0x80000000u
+
+typedef struct tdm_worker_s {
+  tdm_deque_t dq;                 /* own deque (cache-line aligned inside) */
+  tandem_pool_t *pool;
+  unsigned index;
+  uint64_t rng;                   /* victim selection, owner only */
+  uv_thread_t thread;
+  /* Written by other threads: a line of their own. */
+  tdm_parker_t parker TDM_ALIGNED;
+  uint32_t sleeping;              /* 1 while parked; a waker CASes it to 0 */
+  tandem_t *sending_to;           /* set while completing into a tandem_t */
+  /* Counters: written by the owner only, read by tandem_pool_stats. */
+  uint64_t jobs TDM_ALIGNED;
+  uint64_t steals;
+  uint64_t injected;
+  uint64_t parks;
+  uint64_t wakeups;
+} tdm_worker_t;
+
+struct tandem_pool_s {
+  tdm_inject_t inject;            /* cache-line aligned inside */
+  uint32_t nspinning TDM_ALIGNED; /* workers looking for work (or woken to) */
+  uint32_t nsleeping;             /* workers parked */
+  uint32_t stop;                  /* set once by tandem_pool_free */
+  uint32_t nattached;             /* tandem_t handles on this pool */
+  uint32_t ext_senders;           /* non-worker threads completing a job */
+  uint32_t wake_cursor;
+  uint64_t cancelled;
+  tdm_parker_t group_done;        /* moved when a group's last task ends */
+  /* Read-only after creation. */
+  tdm_worker_t *workers TDM_ALIGNED;
+  unsigned nworkers;
+  unsigned max_spinning;
+  uint64_t worker_spin_ns;
+  uint64_t loop_spin_ns;
+  int is_default;
+};
+
+/* The worker running on this thread, or NULL on any other thread. */
+extern _Thread_local tdm_worker_t *tandem__self;
+
+/* Any thread.  Puts `item` in the pool: on the calling worker's own deque
+ * when it belongs to `pool`, else (or if the deque cannot grow) in the
+ * injection queue, waiting for room when it is full; then wakes a worker if
+ * none is looking.  *cellp (may be NULL) gets the injection cell, or NULL
+ * for a deque. */
+void tandem__pool_submit(tandem_pool_t *pool, void *item, void **cellp);
+
+/* Worker only: pushes a fork-join frame on its own deque.  Cheap: it wakes
+ * a sleeper only when none is spinning, without a store-load fence (a
+ * missed wake-up costs parallelism, never the frame: the owner runs it). */
+int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f);
+
+/* Worker only: takes back `f` if it is still on top of the own deque.
+ * Returns true when the caller must run it itself. */
+bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f);
+
+/* Worker only: finds and runs one item: own deque, then (when
+ * `from_inject`) the injection queue, then stealing.  Returns false when
+ * it found nothing. */
+bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject);
+
+/* Runs a job's work callback (or cancels it if its tandem_t is closing)
+ * and hands it to its loop's completion stack. */
+void tandem__job_run(tdm_worker_t *w, tandem_work_t *req);
+
+/* Completion side, in loop.c: pushes `req` (state DONE, status set) on its
+ * tandem_t's completion stack and wakes the loop if needed.  Any thread. */
+void tandem__complete(tandem_work_t *req, int status);
+
+#endif /* TANDEM_POOL_H */
