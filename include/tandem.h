@@ -57,7 +57,9 @@ typedef struct tandem_options_s {
                              a small batch of jobs before it sleeps in epoll;
                              0 = default (50), < 0 = never poll */
   unsigned queue_size;    /* slots in the injection queue (rounded up to a
-                             power of two); 0 = default (65536) */
+                             power of two); 0 = default (65536).  When it
+                             is full, jobs wait on an unbounded overflow
+                             list: queueing never blocks */
   size_t stack_size;      /* worker stack in bytes; 0 = default (8 MiB) */
 } tandem_options_t;
 
@@ -121,17 +123,22 @@ struct tandem_s {
   uv_idle_t idle_;             /* polls for completions when one is near */
   uv_thread_t thread_;         /* the loop's thread */
   tandem_close_cb close_cb_;
-  void *done_;                 /* completion stack head; atomic */
+  /* Written by the loop thread (and by other submitting threads). */
   unsigned inflight_;          /* accepted, not yet called back, plus a
                                   closing bit; atomic */
-  unsigned polling_;           /* the loop polls for completions; atomic */
   unsigned loop_pending_;      /* queued from the loop thread (these keep
                                   uv_run alive); loop thread only */
   unsigned flags_;             /* loop thread only */
   unsigned handles_open_;      /* loop thread only */
   uint64_t last_activity_;     /* loop thread only */
-  tandem_work_t *loop_jobs_;   /* jobs queued from the loop thread and not
-                                  yet called back; loop thread only */
+  /* Written by workers on every completion: a cache line of its own. */
+  char pad0_[64];
+  void *done_;                 /* completion stack head; atomic */
+  char pad1_[64 - sizeof(void *)];
+  /* Read by workers on every job, written rarely: its own line too. */
+  unsigned polling_;           /* the loop polls for completions; atomic */
+  unsigned closing_;           /* tandem_close() was called; atomic */
+  char pad2_[64 - 2 * sizeof(unsigned)];
   void *reserved_[4];
 };
 
@@ -142,18 +149,17 @@ struct tandem_work_s {
   void *data;                  /* public */
   /* read-only */
   tandem_t *tandem;            /* the handle it was last queued on */
-  /* private */
+  /* private: the first cache line holds all a round trip touches */
   tandem_work_cb work_cb_;
   tandem_after_work_cb after_cb_;
   void *next_;                 /* completion stack link */
   void *cell_;                 /* injection cell while queued there */
-  tandem_work_t *lprev_;       /* tandem_t.loop_jobs_ links */
-  tandem_work_t *lnext_;
   unsigned state_;             /* queued, running, done, finished; atomic */
   int status_;
   int from_loop_;
-  uintptr_t range_[5];         /* tandem_parallel_for_async's arguments */
-  void *reserved_[2];
+  /* private: tandem_parallel_for_async's arguments */
+  uintptr_t range_[5];
+  void *reserved_[4];
 };
 
 /* Joins `loop` to `pool` (NULL = the default pool).  Must be called on the
@@ -186,9 +192,11 @@ TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
 /* Cancels a job that has not started.  Returns 0 if it had not: its after
  * callback then runs with UV_ECANCELED on the loop's next iteration, even
  * while every worker is busy, and the pool never touches `req` again.
- * Returns UV_EBUSY if it is running or finished, or was queued from inside
- * a worker (such jobs go straight onto that worker's deque and count as
- * taken); UV_EINVAL for NULL or a request never queued.  Any thread. */
+ * Returns UV_EBUSY if it is running or finished, or if it never entered
+ * the injection queue: jobs queued from inside one of the pool's workers go
+ * straight onto that worker's deque, and jobs queued while the injection
+ * queue was full wait on an overflow list; both count as taken.  UV_EINVAL
+ * for NULL or a request never queued.  Any thread. */
 TANDEM_EXTERN int tandem_cancel(tandem_work_t *req);
 
 /* ----------------------------------------------------------- fork-join */

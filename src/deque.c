@@ -96,7 +96,12 @@ void *tdm_deque_take_owner(tdm_deque_t *dq) {
   uint64_t t;
   void *item;
 
-  b = tdm_load_64(&dq->bottom) - 1;
+  /* Fast path: only the owner adds items and top only grows, so an empty
+   * look is final for the owner -- no need for the fence below. */
+  b = tdm_load_64(&dq->bottom);
+  if ((int64_t)(b - tdm_load_64(&dq->top)) <= 0)
+    return NULL;
+  b--;
   a = tdm_load_ptr((void **)&dq->array);
   tdm_store_64(&dq->bottom, b);
   /* Store-load: the claim on slot b must be visible before we read top, or

@@ -95,7 +95,7 @@ int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
     return 0;
   tandem__pool_submit(g->pool_,
                       (void *)((uintptr_t)task_frame(task) | TDM_ITEM_FRAME),
-                      NULL);
+                      NULL, NULL, false);
   return 0;
 }
 

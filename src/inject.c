@@ -40,7 +40,8 @@ void tdm_inject_destroy(tdm_inject_t *q) {
   q->cells = NULL;
 }
 
-bool tdm_inject_push_mp(tdm_inject_t *q, void *item, tdm_cell_t **cellp) {
+bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
+                        tdm_cell_t **cellp, uint64_t *posp) {
   tdm_cell_t *c;
   uint64_t pos;
   int64_t dif;
@@ -61,13 +62,15 @@ bool tdm_inject_push_mp(tdm_inject_t *q, void *item, tdm_cell_t **cellp) {
     }
   }
   tdm_store_ptr((void **)cellp, c);
+  *posp = pos;
+  tdm_store_ptr(&c->owner, owner);
   tdm_store_ptr(&c->item, item);
   /* Release: a consumer that sees seq == pos + 1 sees the item. */
   tdm_store_rel_64(&c->seq, pos + 1);
   return true;
 }
 
-void *tdm_inject_pop_mc(tdm_inject_t *q) {
+void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
   tdm_cell_t *c;
   uint64_t pos;
   int64_t dif;
@@ -82,8 +85,13 @@ void *tdm_inject_pop_mc(tdm_inject_t *q) {
         /* The swap is the claim; a canceller's cas can no longer win. */
         item = tdm_fas_ptr(&c->item, NULL);
         tdm_store_rel_64(&c->seq, pos + q->mask + 1);
-        if (item != TOMB)
+        if (item != TOMB) {
+          /* Peek at the next cell, not at enq: enq's line stays with the
+           * producers. */
+          c = &q->cells[(pos + 1) & q->mask];
+          *more = tdm_load_64(&c->seq) == pos + 2;
           return item;
+        }
       }
       pos = tdm_load_64(&q->deq);
     } else if (dif < 0) {
@@ -96,6 +104,39 @@ void *tdm_inject_pop_mc(tdm_inject_t *q) {
 
 bool tdm_inject_cancel(tdm_cell_t *cell, void *item) {
   return cell != NULL && tdm_cas_ptr(&cell->item, item, TOMB);
+}
+
+unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
+                                 void (*taken)(void *item, void *arg),
+                                 void *arg) {
+  tdm_cell_t *c;
+  uint64_t pos;
+  uint64_t end;
+  uint64_t seq;
+  unsigned n;
+  void *item;
+
+  n = 0;
+  end = tdm_load_64(&q->enq);
+  for (pos = tdm_load_64(&q->deq); pos != end; pos++) {
+    c = &q->cells[pos & q->mask];
+    /* Read owner and item between two reads of seq, like a seqlock, so
+     * that both belong to the same lap of the cell. */
+    seq = tdm_load_acq_64(&c->seq);
+    if (seq != pos + 1)
+      continue; /* taken already, or not published yet */
+    if (tdm_load_ptr(&c->owner) != owner)
+      continue;
+    item = tdm_load_ptr(&c->item);
+    tdm_fence_acquire();
+    if (tdm_load_64(&c->seq) != seq || item == NULL || item == TOMB)
+      continue;
+    if (tdm_inject_cancel(c, item)) {
+      taken(item, arg);
+      n++;
+    }
+  }
+  return n;
 }
 
 uint64_t tdm_inject_size(const tdm_inject_t *q) {

@@ -20,6 +20,8 @@
 typedef struct tdm_cell_s {
   uint64_t seq;  /* pos: free for the producer of pos; pos+1: holds item */
   void *item;    /* the item, NULL once claimed, tombstone once cancelled */
+  void *owner;   /* who queued it (a tandem_t), for tdm_inject_cancel_owned */
+  void *pad;
 } tdm_cell_t;
 
 typedef struct tdm_inject_s {
@@ -34,16 +36,31 @@ int tdm_inject_init(tdm_inject_t *q, uint64_t capacity);
 void tdm_inject_destroy(tdm_inject_t *q);
 
 /* Any thread.  Stores the cell's address in *cellp before the item becomes
- * visible to consumers.  Returns false when the ring is full. */
-bool tdm_inject_push_mp(tdm_inject_t *q, void *item, tdm_cell_t **cellp);
+ * visible to consumers, and its position in *posp.  Returns false when the
+ * ring is full. */
+bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
+                        tdm_cell_t **cellp, uint64_t *posp);
+
+/* Any thread: were items still waiting ahead of position `pos` (racy; use
+ * after a full barrier)? */
+static inline bool tdm_inject_ahead(const tdm_inject_t *q, uint64_t pos) {
+  return (int64_t)(pos - tdm_load_64(&q->deq)) > 0;
+}
 
 /* Any thread.  The oldest live item, or NULL when none is ready; cancelled
- * items are skipped. */
-void *tdm_inject_pop_mc(tdm_inject_t *q);
+ * items are skipped.  *more tells whether the next item was ready too. */
+void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more);
 
 /* Any thread.  Takes `item` back out of `cell` if no consumer has claimed
  * it yet.  Returns true when the caller now owns the item. */
 bool tdm_inject_cancel(tdm_cell_t *cell, void *item);
+
+/* Any thread.  Takes back every item still waiting that was queued with
+ * `owner`, calling taken(item, arg) for each; the caller owns those items
+ * from then on.  Returns how many. */
+unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
+                                 void (*taken)(void *item, void *arg),
+                                 void *arg);
 
 /* Any thread: a racy estimate of the items waiting. */
 uint64_t tdm_inject_size(const tdm_inject_t *q);

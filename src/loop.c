@@ -20,8 +20,9 @@
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
  *
- * Closing.  The closing bit in inflight_ refuses new jobs; jobs queued from
- * the loop thread are cancelled at once, others when a worker reaches them.
+ * Closing.  The closing bit in inflight_ refuses new jobs; jobs still in
+ * the injection ring are cancelled at once, the few on workers' deques
+ * (queued from inside jobs) when a worker reaches them.
  * The handles are closed when nothing is in flight and no thread is between
  * its push and its uv_async_send() on this tandem_t (workers' sending_to,
  * the pool's ext_senders): after that nobody touches the handle.
@@ -34,8 +35,12 @@ enum {
   F_CLOSING = 1, /* tandem_close() called */
   F_CLOSED = 2,  /* its handles are being closed */
   F_POLLING = 4, /* the idle handle is running */
-  F_REF = 8      /* the async handle keeps the loop alive */
+  F_REF = 8,     /* the async handle keeps the loop alive */
+  F_DRAINING = 16, /* running after callbacks: submits defer their wake */
+  F_KICK = 32    /* a deferred submit is waiting for tandem__pool_kick */
 };
+
+#define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
 
 static bool on_loop_thread(const tandem_t *t) {
   uv_thread_t self = uv_thread_self();
@@ -54,23 +59,6 @@ static void update_ref(tandem_t *t) {
     uv_unref((uv_handle_t *)&t->async_);
     t->flags_ &= ~F_REF;
   }
-}
-
-static void loop_jobs_insert(tandem_t *t, tandem_work_t *req) {
-  req->lprev_ = NULL;
-  req->lnext_ = t->loop_jobs_;
-  if (t->loop_jobs_ != NULL)
-    t->loop_jobs_->lprev_ = req;
-  t->loop_jobs_ = req;
-}
-
-static void loop_jobs_remove(tandem_t *t, tandem_work_t *req) {
-  if (req->lprev_ != NULL)
-    req->lprev_->lnext_ = req->lnext_;
-  else
-    t->loop_jobs_ = req->lnext_;
-  if (req->lnext_ != NULL)
-    req->lnext_->lprev_ = req->lprev_;
 }
 
 static void idle_cb(uv_idle_t *handle);
@@ -146,7 +134,7 @@ void tandem__complete(tandem_work_t *req, int status) {
 void tandem__job_run(tdm_worker_t *w, tandem_work_t *req) {
   tandem_t *t = req->tandem;
 
-  if (tdm_load_u32(&t->inflight_) & TDM_CLOSING_BIT) {
+  if (tdm_load_u32(&t->closing_)) {
     tdm_faa_64(&w->pool->cancelled, 1);
     tandem__complete(req, UV_ECANCELED);
     return;
@@ -154,6 +142,14 @@ void tandem__job_run(tdm_worker_t *w, tandem_work_t *req) {
   tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
   req->work_cb_(req);
   tandem__complete(req, 0);
+}
+
+/* Loop thread: wakes a worker for the jobs queued by after callbacks. */
+static void kick(tandem_t *t) {
+  if (t->flags_ & F_KICK) {
+    t->flags_ &= ~F_KICK;
+    tandem__pool_kick(t->pool);
+  }
 }
 
 /* Loop thread: runs the after callbacks of everything completed so far.
@@ -177,13 +173,12 @@ static unsigned drain(tandem_t *t) {
     prev = req;
   }
   n = 0;
+  t->flags_ |= F_DRAINING;
   for (req = prev; req != NULL; req = next) {
     next = req->next_;
     status = req->status_;
     after = req->after_cb_;
     from_loop = req->from_loop_;
-    if (from_loop)
-      loop_jobs_remove(t, req);
     /* Idle again before the callback, which may queue it anew. */
     tdm_store_rel_u32(&req->state_, TDM_REQ_FINISHED);
     if (after != NULL)
@@ -194,8 +189,11 @@ static unsigned drain(tandem_t *t) {
       update_ref(t);
     }
     tdm_faa_u32(&t->inflight_, (uint32_t)-1);
-    n++;
+    if (++n % KICK_EVERY == 0)
+      kick(t);
   }
+  t->flags_ &= ~F_DRAINING;
+  kick(t);
   return n;
 }
 
@@ -294,22 +292,34 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   return 0;
 }
 
-void tandem_close(tandem_t *t, tandem_close_cb cb) {
-  tandem_work_t *req;
-  tandem_work_t *next;
+/* A job of ours taken back out of the injection ring by tandem_close. */
+static void close_taken(void *item, void *arg) {
+  tandem_work_t *req = item;
+  tandem_t *t = arg;
 
+  if (req->tandem != t) {
+    /* The cell was reused by the same request queued on another handle
+     * between our look and our cas: it is not ours, queue it again. */
+    tandem__pool_submit(t->pool, req, req->tandem, &req->cell_, false);
+    return;
+  }
+  tdm_faa_64(&t->pool->cancelled, 1);
+  tandem__complete(req, UV_ECANCELED);
+}
+
+void tandem_close(tandem_t *t, tandem_close_cb cb) {
   if (t == NULL || (t->flags_ & F_CLOSING))
     return;
   t->flags_ |= F_CLOSING;
   t->close_cb_ = cb;
-  /* Full barrier: from here no submitter can be counted in, and a worker
-   * that claims one of our jobs sees the bit and cancels it. */
+  /* Full barrier: from here no submitter can be counted in; a worker that
+   * claims one of our jobs sees closing_ and cancels it. */
+  tdm_store_u32(&t->closing_, 1);
   tdm_faa_u32(&t->inflight_, TDM_CLOSING_BIT);
   update_ref(t);
-  for (req = t->loop_jobs_; req != NULL; req = next) {
-    next = req->lnext_;
-    (void)tandem_cancel(req);
-  }
+  /* Jobs still waiting in the ring are cancelled now, whoever queued
+   * them; the few on workers' deques when a worker reaches them. */
+  tdm_inject_cancel_owned(&t->pool->inject, t, close_taken, t);
   maybe_finish_close(t);
 }
 
@@ -343,15 +353,23 @@ int tandem_queue_work(tandem_t *t, tandem_work_t *req,
   from_loop = on_loop_thread(t);
   req->from_loop_ = from_loop;
   if (from_loop) {
-    loop_jobs_insert(t, req);
     t->loop_pending_++;
     update_ref(t);
-    t->last_activity_ = uv_hrtime();
-    if (t->pool->loop_spin_ns != 0 && t->loop_pending_ <= t->pool->nworkers)
+    if (t->pool->loop_spin_ns != 0 &&
+        t->loop_pending_ <= t->pool->nworkers) {
+      t->last_activity_ = uv_hrtime();
       start_polling(t);
+    }
   }
-  /* Publishes every field above (release in the deque or the ring). */
-  tandem__pool_submit(t->pool, req, &req->cell_);
+  /* Publishes every field above (release in the deque or the ring).  From
+   * inside drain() the wake-up waits for the batch: one fence, not one per
+   * job. */
+  if (from_loop && (t->flags_ & F_DRAINING)) {
+    t->flags_ |= F_KICK;
+    tandem__pool_submit(t->pool, req, t, &req->cell_, true);
+  } else {
+    tandem__pool_submit(t->pool, req, t, &req->cell_, false);
+  }
   return 0;
 }
 

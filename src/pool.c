@@ -24,8 +24,12 @@
  * loop's next iteration even while every worker is busy.
  *
  * Finding work.  A worker takes from its own deque (LIFO, warm caches),
- * then from the injection ring (FIFO), then steals from other workers'
- * deques (FIFO end), starting at a random victim.
+ * then from the injection ring (FIFO), then from the overflow stack (items
+ * that found the ring full; the taker moves them onto its deque), then
+ * steals from other workers' deques (FIFO end), from a random victim on.
+ * Submitting never blocks.  A submitter to the ring wakes a worker only if
+ * no item is ahead of its own; a worker that takes an item with another
+ * ready behind it wakes the next: wake-ups follow the work.
  *
  * Sleeping, with no lost wake-ups.  A worker that finds nothing becomes a
  * "spinner" if fewer than max_spinning are (nspinning), and keeps looking
@@ -130,18 +134,69 @@ static bool work_visible(tandem_pool_t *pool) {
 
   if (tdm_inject_size(&pool->inject) != 0)
     return true;
+  if (tdm_load_ptr(&pool->overflow) != NULL)
+    return true;
   for (i = 0; i < pool->nworkers; i++)
     if (tdm_deque_size(&pool->workers[i].dq) != 0)
       return true;
   return false;
 }
 
+/* ------------------------------------------------------------ overflow */
+
+/* Where an item keeps its overflow link: requests in next_ (unused while
+ * queued), frames in their own next. */
+static void **item_link(void *item) {
+  if ((uintptr_t)item & TDM_ITEM_FRAME)
+    return &((tdm_frame_t *)((uintptr_t)item & ~TDM_ITEM_FRAME))->next;
+  return &((tandem_work_t *)item)->next_;
+}
+
+/* Any thread: the ring is full, so the item waits on the overflow stack;
+ * submitting never blocks.  The CAS is a full barrier. */
+static void overflow_push(tandem_pool_t *pool, void *item) {
+  void *old;
+
+  do {
+    old = tdm_load_ptr(&pool->overflow);
+    *item_link(item) = old;
+  } while (!tdm_cas_ptr(&pool->overflow, old, item));
+}
+
+/* Worker: takes the whole overflow stack, keeps the oldest item to run and
+ * moves the rest onto its own deque, where thieves can reach them. */
+static void *overflow_take(tdm_worker_t *w) {
+  void *list;
+  void *prev;
+  void *next;
+
+  if (tdm_load_ptr(&w->pool->overflow) == NULL)
+    return NULL;
+  list = tdm_fas_ptr(&w->pool->overflow, NULL);
+  for (prev = NULL; list != NULL; list = next) { /* newest first: reverse */
+    next = *item_link(list);
+    *item_link(list) = prev;
+    prev = list;
+  }
+  if (prev == NULL)
+    return NULL;
+  list = *item_link(prev);
+  for (; list != NULL; list = next) {
+    next = *item_link(list);
+    if (tdm_deque_push_owner(&w->dq, list) != 0)
+      overflow_push(w->pool, list); /* no memory: leave it for later */
+  }
+  notify(w->pool);
+  return prev;
+}
+
 /* ---------------------------------------------------------- submitting */
 
-void tandem__pool_submit(tandem_pool_t *pool, void *item, void **cellp) {
+void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
+                         void **cellp, bool defer) {
   tdm_worker_t *self;
   tdm_cell_t *unused;
-  unsigned spins;
+  uint64_t pos;
 
   if (cellp == NULL)
     cellp = (void **)&unused;
@@ -149,19 +204,30 @@ void tandem__pool_submit(tandem_pool_t *pool, void *item, void **cellp) {
   if (self != NULL && self->pool == pool &&
       tdm_deque_push_owner(&self->dq, item) == 0) {
     tdm_store_ptr(cellp, NULL);
-  } else {
-    for (spins = 0; !tdm_inject_push_mp(&pool->inject, item,
-                                        (tdm_cell_t **)cellp);
-         spins++) {
-      /* Full ring: the workers drain it without us; wait for room. */
-      notify(pool);
-      if (spins < 64)
-        tdm_pause();
-      else
-        sched_yield();
-    }
+    tdm_fence_sc(); /* store-load: the item before the counters */
+    notify(pool);
+    return;
   }
-  /* Store-load: the item must be visible before we read the counters. */
+  if (!tdm_inject_push_mp(&pool->inject, item, owner, (tdm_cell_t **)cellp,
+                          &pos)) {
+    /* Full ring: never block the caller (a loop thread must not wait for
+     * workers that may be waiting for it). */
+    tdm_store_ptr(cellp, NULL);
+    overflow_push(pool, item);
+    notify(pool);
+    return;
+  }
+  if (defer)
+    return; /* the caller will tandem__pool_kick() */
+  /* Store-load: the item must be visible before we read deq and the
+   * counters.  Items still ahead of ours mean a worker was already sent
+   * for them, and whoever takes one wakes the next (find_work). */
+  tdm_fence_sc();
+  if (!tdm_inject_ahead(&pool->inject, pos))
+    notify(pool);
+}
+
+void tandem__pool_kick(tandem_pool_t *pool) {
   tdm_fence_sc();
   notify(pool);
 }
@@ -236,16 +302,24 @@ static void *steal_any(tdm_worker_t *w) {
 
 static void *find_work(tdm_worker_t *w, bool from_inject) {
   void *item;
+  bool more;
 
   item = tdm_deque_take_owner(&w->dq);
   if (item != NULL)
     return item;
   if (from_inject) {
-    item = tdm_inject_pop_mc(&w->pool->inject);
+    item = tdm_inject_pop_mc(&w->pool->inject, &more);
     if (item != NULL) {
       bump(&w->injected);
+      /* More waiting behind it: make sure someone else comes too (the
+       * pop's CAS was a full barrier). */
+      if (more)
+        notify(w->pool);
       return item;
     }
+    item = overflow_take(w);
+    if (item != NULL)
+      return item;
   }
   return steal_any(w);
 }

@@ -23,6 +23,7 @@
 typedef struct tdm_frame_s tdm_frame_t;
 struct tdm_frame_s {
   void (*run)(tdm_frame_t *f);
+  void *next;                     /* overflow stack link */
 };
 
 /* A request's life, in req->state_.  In-flight values are unlikely bit
@@ -70,6 +71,9 @@ struct tandem_pool_s {
   uint32_t ext_senders;           /* non-worker threads completing a job */
   uint32_t wake_cursor;
   uint64_t cancelled;
+  void *overflow TDM_ALIGNED;     /* items that found the ring full: a
+                                     Treiber stack, linked through the
+                                     items themselves */
   tdm_parker_t group_done;        /* moved when a group's last task ends */
   /* Read-only after creation. */
   tdm_worker_t *workers TDM_ALIGNED;
@@ -87,8 +91,15 @@ extern _Thread_local tdm_worker_t *tandem__self;
  * when it belongs to `pool`, else (or if the deque cannot grow) in the
  * injection queue, waiting for room when it is full; then wakes a worker if
  * none is looking.  *cellp (may be NULL) gets the injection cell, or NULL
- * for a deque. */
-void tandem__pool_submit(tandem_pool_t *pool, void *item, void **cellp);
+ * for a deque; `owner` (a tandem_t or NULL) is recorded with it so that
+ * tandem_close() can take back its queued jobs.  With `defer`, an item that goes to the injection queue
+ * wakes nobody: the caller promises a tandem__pool_kick() soon (the loop
+ * thread does so once per batch of after callbacks). */
+void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
+                         void **cellp, bool defer);
+
+/* Any thread: wakes a worker for items submitted with `defer`. */
+void tandem__pool_kick(tandem_pool_t *pool);
 
 /* Worker only: pushes a fork-join frame on its own deque.  Cheap: it wakes
  * a sleeper only when none is spinning, without a store-load fence (a

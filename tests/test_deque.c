@@ -122,27 +122,61 @@ END_TEST
 START_TEST(test_inject_fifo_full_and_cancel) {
   tdm_inject_t q;
   tdm_cell_t *cells[8];
+  uint64_t pos;
   uintptr_t i;
+  bool more;
 
   ck_assert_int_eq(tdm_inject_init(&q, 8), 0);
-  ck_assert_ptr_null(tdm_inject_pop_mc(&q));
+  ck_assert_ptr_null(tdm_inject_pop_mc(&q, &more));
   for (i = 0; i < 8; i++)
-    ck_assert(tdm_inject_push_mp(&q, ITEM(i), &cells[i]));
-  ck_assert(!tdm_inject_push_mp(&q, ITEM(8), &cells[0])); /* full */
+    ck_assert(tdm_inject_push_mp(&q, ITEM(i), NULL, &cells[i], &pos));
+  ck_assert(!tdm_inject_push_mp(&q, ITEM(8), NULL, &cells[0], &pos)); /* full */
   ck_assert_uint_eq(tdm_inject_size(&q), 8);
   /* Cancel 1 and 5: the consumer skips them. */
   ck_assert(tdm_inject_cancel(cells[1], ITEM(1)));
   ck_assert(tdm_inject_cancel(cells[5], ITEM(5)));
   ck_assert(!tdm_inject_cancel(cells[5], ITEM(5))); /* only once */
   ck_assert(!tdm_inject_cancel(cells[2], ITEM(3))); /* wrong item */
-  ck_assert_ptr_eq(tdm_inject_pop_mc(&q), ITEM(0));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(0));
   ck_assert(!tdm_inject_cancel(cells[0], ITEM(0))); /* already taken */
-  ck_assert_ptr_eq(tdm_inject_pop_mc(&q), ITEM(2));
-  ck_assert_ptr_eq(tdm_inject_pop_mc(&q), ITEM(3));
-  ck_assert_ptr_eq(tdm_inject_pop_mc(&q), ITEM(4));
-  ck_assert_ptr_eq(tdm_inject_pop_mc(&q), ITEM(6));
-  ck_assert_ptr_eq(tdm_inject_pop_mc(&q), ITEM(7));
-  ck_assert_ptr_null(tdm_inject_pop_mc(&q));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(2));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(3));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(4));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(6));
+  ck_assert(more); /* 7 is ready behind it */
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(7));
+  ck_assert(!more);
+  ck_assert_ptr_null(tdm_inject_pop_mc(&q, &more));
+  tdm_inject_destroy(&q);
+}
+END_TEST
+
+static void count_taken(void *item, void *arg) {
+  uintptr_t *sum = arg;
+  *sum += INDEX(item);
+}
+
+START_TEST(test_inject_cancel_owned_takes_only_that_owners_items) {
+  tdm_inject_t q;
+  tdm_cell_t *cell;
+  uint64_t pos;
+  uintptr_t sum;
+  uintptr_t i;
+  int a;
+  int b;
+  bool more;
+
+  ck_assert_int_eq(tdm_inject_init(&q, 16), 0);
+  for (i = 0; i < 10; i++) /* even items belong to a, odd to b */
+    ck_assert(tdm_inject_push_mp(&q, ITEM(i), i % 2 ? (void *)&b : &a,
+                                 &cell, &pos));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(0)); /* taken */
+  sum = 0;
+  ck_assert_uint_eq(tdm_inject_cancel_owned(&q, &a, count_taken, &sum), 4);
+  ck_assert_uint_eq(sum, 2 + 4 + 6 + 8);
+  for (i = 1; i < 10; i += 2)
+    ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(i));
+  ck_assert_ptr_null(tdm_inject_pop_mc(&q, &more));
   tdm_inject_destroy(&q);
 }
 END_TEST
@@ -169,10 +203,11 @@ static void producer_main(void *arg) {
   producer_arg_t *pa = arg;
   ring_t *r = pa->r;
   tdm_cell_t *cell;
+  uint64_t pos;
   uintptr_t i;
 
   for (i = pa->first; i < pa->first + RING_PER_PRODUCER; i++) {
-    while (!tdm_inject_push_mp(&r->q, ITEM(i), &cell))
+    while (!tdm_inject_push_mp(&r->q, ITEM(i), NULL, &cell, &pos))
       ;
     /* Every 7th item: try to take it back, as tandem_cancel does. */
     if (i % 7 == 0 && tdm_inject_cancel(cell, ITEM(i))) {
@@ -186,9 +221,10 @@ static void producer_main(void *arg) {
 static void consumer_main(void *arg) {
   ring_t *r = arg;
   void *item;
+  bool more;
 
   for (;;) {
-    item = tdm_inject_pop_mc(&r->q);
+    item = tdm_inject_pop_mc(&r->q, &more);
     if (item != NULL) {
       __atomic_fetch_add(&r->taken[INDEX(item)], 1, __ATOMIC_RELAXED);
       __atomic_fetch_add(&r->consumed, 1, __ATOMIC_RELAXED);
@@ -249,6 +285,7 @@ int main(void) {
   tc = tcase_create("inject");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_inject_fifo_full_and_cancel);
+  tcase_add_test(tc, test_inject_cancel_owned_takes_only_that_owners_items);
   tcase_add_test(tc, test_inject_stress_cancel_races_consumers);
   suite_add_tcase(s, tc);
   sr = srunner_create(s);
