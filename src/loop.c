@@ -109,10 +109,13 @@ void tandem__complete(tandem_work_t *req, int status) {
   external = self == NULL && !on_loop_thread(t);
   /* Announce that we are about to touch t (see maybe_finish_close); the
    * push below is a full barrier after it. */
-  if (self != NULL)
+  if (self != NULL) {
+    if (self->unsent != NULL && self->unsent != t)
+      tandem__worker_flush(self, true);
     tdm_store_ptr((void **)&self->sending_to, t);
-  else if (external)
+  } else if (external) {
     tdm_faa_u32(&pool->ext_senders, 1);
+  }
 
   req->status_ = status;
   tdm_store_u32(&req->state_, TDM_REQ_DONE);
@@ -122,12 +125,24 @@ void tandem__complete(tandem_work_t *req, int status) {
     /* Full barrier: publishes req (and work_cb's writes) to the loop, and
      * precedes the plain load of libuv 1.44's pending flag in send. */
   } while (!tdm_cas_ptr(&t->done_, old, req));
+
+  if (self != NULL) {
+    /* A worker defers the wake-up while it has more jobs to run, so the
+     * loop wakes once per batch, not once per job (worker_main pays it
+     * when it runs dry, after a few jobs, or after ~50 us). */
+    if (old == NULL && self->unsent == NULL &&
+        tdm_load_u32(&t->polling_) == 0) {
+      self->unsent = t;
+      self->unsent_since = 0;
+      self->unsent_jobs = 0;
+    }
+    if (self->unsent == NULL)
+      tdm_store_rel_ptr((void **)&self->sending_to, NULL);
+    return;
+  }
   if (old == NULL && tdm_load_u32(&t->polling_) == 0)
     uv_async_send(&t->async_);
-
-  if (self != NULL)
-    tdm_store_rel_ptr((void **)&self->sending_to, NULL);
-  else if (external)
+  if (external)
     tdm_faa_u32(&pool->ext_senders, (uint32_t)-1);
 }
 

@@ -72,6 +72,9 @@ _Thread_local tdm_worker_t *tandem__self;
 #define DEFAULT_STACK_SIZE (8u << 20)
 #define DEQUE_LOG2_CAPACITY 8
 #define YIELD_EVERY 64 /* spin iterations between sched_yield() calls */
+#define WOKEN_SPIN_NS (4 * 1000) /* a woken worker that finds nothing */
+#define UNSENT_MAX_JOBS 32        /* a deferred wake-up waits this many jobs */
+#define UNSENT_MAX_NS (50 * 1000) /* or this long */
 
 static uv_once_t default_once = UV_ONCE_INIT;
 static tandem_pool_t *default_pool;
@@ -260,6 +263,28 @@ bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f) {
 
 /* -------------------------------------------------------------- running */
 
+void tandem__worker_flush(tdm_worker_t *w, bool now) {
+  tandem_t *t = w->unsent;
+  uint64_t clock;
+
+  if (t == NULL)
+    return;
+  if (!now && ++w->unsent_jobs < UNSENT_MAX_JOBS) {
+    clock = uv_hrtime();
+    if (w->unsent_since == 0)
+      w->unsent_since = clock;
+    if (clock - w->unsent_since < UNSENT_MAX_NS)
+      return;
+  }
+  w->unsent = NULL;
+  /* A loop that polls needs no wake-up; one that stopped polling re-checks
+   * its stack after clearing polling_ (loop.c, stop_polling). */
+  if (tdm_load_u32(&t->polling_) == 0)
+    uv_async_send(&t->async_);
+  /* Release: we are done with t; its loop may close it now. */
+  tdm_store_rel_ptr((void **)&w->sending_to, NULL);
+}
+
 static void run_item(tdm_worker_t *w, void *item) {
   tdm_frame_t *f;
 
@@ -382,11 +407,13 @@ static void worker_main(void *arg) {
   tdm_worker_t *w;
   tandem_pool_t *pool;
   bool spinning;
+  bool hot;
   uint64_t deadline;
   unsigned iter;
   void *item;
 
   w = arg;
+  hot = false;
   pool = w->pool;
   tandem__self = w;
   spinning = false;
@@ -400,15 +427,25 @@ static void worker_main(void *arg) {
         stop_spinning(pool);
       }
       run_item(w, item);
+      tandem__worker_flush(w, false);
+      hot = true;
       continue;
     }
+    tandem__worker_flush(w, true); /* dry: the loop must hear from us now */
     if (tdm_load_u32(&pool->stop))
       break;
-    if (!spinning && pool->worker_spin_ns != 0 && try_start_spinning(pool)) {
+    /* A worker that just ran something is hot: the next job of a round
+     * trip is likely on its way, so it spins even if a freshly woken
+     * worker holds the spinner's place (else it would park and the next
+     * round would pay a futex wake-up). */
+    if (!spinning && pool->worker_spin_ns != 0 &&
+        (hot ? (tdm_faa_u32(&pool->nspinning, 1), true)
+             : try_start_spinning(pool))) {
       spinning = true;
       deadline = uv_hrtime() + pool->worker_spin_ns;
       iter = 0;
     }
+    hot = false;
     if (spinning) {
       if (++iter % YIELD_EVERY == 0) {
         sched_yield(); /* let a runnable loop thread have this core */
@@ -423,8 +460,14 @@ static void worker_main(void *arg) {
       tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
     }
     if (park(w)) {
+      /* Woken for work that someone else may take first: look briefly,
+       * then sleep again, so that on a small machine a woken worker does
+       * not compete for long with the loop thread and the worker that
+       * woke it.  A worker that just ran a job spins the full time. */
       spinning = true;
-      deadline = uv_hrtime() + pool->worker_spin_ns;
+      deadline = uv_hrtime() + (pool->worker_spin_ns < WOKEN_SPIN_NS
+                                    ? pool->worker_spin_ns
+                                    : WOKEN_SPIN_NS);
       iter = 0;
     }
   }

@@ -53,7 +53,12 @@ typedef struct tdm_worker_s {
   /* Written by other threads: a line of their own. */
   tdm_parker_t parker TDM_ALIGNED;
   uint32_t sleeping;              /* 1 while parked; a waker CASes it to 0 */
-  tandem_t *sending_to;           /* set while completing into a tandem_t */
+  tandem_t *sending_to;           /* set while completing into a tandem_t,
+                                     and while its wake-up is deferred */
+  tandem_t *unsent;               /* owner only: a tandem_t whose loop we
+                                     still owe a uv_async_send */
+  uint64_t unsent_since;          /* owner only: when that debt began */
+  unsigned unsent_jobs;           /* owner only: jobs run since */
   /* Counters: written by the owner only, read by tandem_pool_stats. */
   uint64_t jobs TDM_ALIGNED;
   uint64_t steals;
@@ -118,6 +123,10 @@ bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject);
 /* Runs a job's work callback (or cancels it if its tandem_t is closing)
  * and hands it to its loop's completion stack. */
 void tandem__job_run(tdm_worker_t *w, tandem_work_t *req);
+
+/* Worker only: pays a deferred uv_async_send (see tandem__complete), now
+ * or, unless `now`, once it is old enough. */
+void tandem__worker_flush(tdm_worker_t *w, bool now);
 
 /* Completion side, in loop.c: pushes `req` (state DONE, status set) on its
  * tandem_t's completion stack and wakes the loop if needed.  Any thread. */

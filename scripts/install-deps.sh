@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, whatever tandem needs that is missing.
+#   scripts/install-deps.sh          what building and testing needs
+#   scripts/install-deps.sh --bench  also the benchmark peers and tools
+# Runs apt-get only when something is missing; needs root for that.
+set -euo pipefail
+
+pkgs=(
+  gcc make cmake pkg-config           # toolchain
+  libuv1-dev libck-dev check          # the library and its tests
+  libhttp-parser-dev nettle-dev       # the example HTTP server
+  curl python3                        # real clients in the tests
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(
+    g++ libtbb-dev                    # oneTBB peer (OpenMP comes with gcc)
+    wrk                               # HTTP load generator
+    gnuplot-nox                       # plots of the comparison demo
+  )
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
