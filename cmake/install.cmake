@@ -22,6 +22,10 @@ install(FILES ${PROJECT_BINARY_DIR}/tandemConfig.cmake
               ${PROJECT_BINARY_DIR}/tandemConfigVersion.cmake
         DESTINATION ${TANDEM_CMAKE_DIR})
 
+# Relocatable: the .pc finds the prefix from its own place, so an install
+# with `cmake --install --prefix DIR` works without reconfiguring.
+file(RELATIVE_PATH TANDEM_PC_TO_PREFIX
+     /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(cmake/tandem.pc.in ${PROJECT_BINARY_DIR}/tandem.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/tandem.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -124,8 +124,8 @@ struct tandem_s {
   uv_thread_t thread_;         /* the loop's thread */
   tandem_close_cb close_cb_;
   /* Written by the loop thread (and by other submitting threads). */
-  unsigned inflight_;          /* accepted, not yet called back, plus a
-                                  closing bit; atomic */
+  unsigned inflight_;          /* queued from other threads and not yet
+                                  called back, plus a closing bit; atomic */
   unsigned loop_pending_;      /* queued from the loop thread (these keep
                                   uv_run alive); loop thread only */
   unsigned flags_;             /* loop thread only */

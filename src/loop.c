@@ -20,6 +20,10 @@
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
  *
+ * Counting.  Jobs queued from the loop thread are counted in loop_pending_
+ * (plain: only the loop thread touches it); jobs from other threads in
+ * inflight_, atomically, beside a closing bit that makes them fail.
+ *
  * Closing.  The closing bit in inflight_ refuses new jobs; jobs still in
  * the injection ring are cancelled at once, the few on workers' deques
  * (queued from inside jobs) when a worker reaches them.
@@ -84,9 +88,14 @@ static void stop_polling(tandem_t *t) {
     uv_async_send(&t->async_);
 }
 
+static bool nothing_in_flight(const tandem_t *t) {
+  return t->loop_pending_ == 0 &&
+         (tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) == 0;
+}
+
 static bool want_polling(const tandem_t *t, uint64_t now) {
   if (t->flags_ & F_CLOSING) /* only waiting for senders to leave */
-    return (tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) == 0;
+    return nothing_in_flight(t);
   if (t->loop_pending_ == 0 || t->loop_pending_ > t->pool->nworkers)
     return false;
   return now - t->last_activity_ < t->pool->loop_spin_ns;
@@ -175,6 +184,7 @@ static unsigned drain(tandem_t *t) {
   tandem_work_t *next;
   tandem_after_work_cb after;
   unsigned n;
+  unsigned ext;
   int status;
   int from_loop;
 
@@ -188,6 +198,7 @@ static unsigned drain(tandem_t *t) {
     prev = req;
   }
   n = 0;
+  ext = 0;
   t->flags_ |= F_DRAINING;
   for (req = prev; req != NULL; req = next) {
     next = req->next_;
@@ -200,15 +211,20 @@ static unsigned drain(tandem_t *t) {
       after(req, status);
     /* req is the caller's again: not touched below. */
     if (from_loop) {
-      t->loop_pending_--;
-      update_ref(t);
+      if (--t->loop_pending_ == 0)
+        update_ref(t);
+    } else {
+      ext++;
     }
-    tdm_faa_u32(&t->inflight_, (uint32_t)-1);
     if (++n % KICK_EVERY == 0)
       kick(t);
   }
   t->flags_ &= ~F_DRAINING;
   kick(t);
+  /* One atomic for the batch: a lock-prefixed op per job would wait for
+   * every store the after callbacks left in flight. */
+  if (ext != 0)
+    tdm_faa_u32(&t->inflight_, (uint32_t)-ext);
   return n;
 }
 
@@ -239,7 +255,7 @@ static void on_handle_closed(uv_handle_t *handle) {
 static void maybe_finish_close(tandem_t *t) {
   if (!(t->flags_ & F_CLOSING) || (t->flags_ & F_CLOSED))
     return;
-  if ((tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) != 0)
+  if (!nothing_in_flight(t))
     return;
   if (senders_busy(t)) {
     start_polling(t); /* a matter of nanoseconds: poll until they leave */
@@ -351,21 +367,30 @@ int tandem_queue_work(tandem_t *t, tandem_work_t *req,
   if (tandem__req_in_flight(req) ||
       !tdm_cas_u32(&req->state_, state, TDM_REQ_QUEUED))
     return UV_EBUSY;
-  /* Then count it in, unless the handle is closing. */
-  n = tdm_load_u32(&t->inflight_);
-  do {
-    if (n & TDM_CLOSING_BIT) {
+  /* Then count it in, unless the handle is closing: on the loop thread in
+   * loop_pending_ (no atomics), elsewhere in inflight_ with its closing
+   * bit. */
+  from_loop = on_loop_thread(t);
+  if (from_loop) {
+    if (t->flags_ & F_CLOSING) {
       tdm_store_u32(&req->state_, state);
       return UV_EINVAL;
     }
-  } while (!tdm_cas_u32(&t->inflight_, n, n + 1) &&
-           ((n = tdm_load_u32(&t->inflight_)), 1));
+  } else {
+    n = tdm_load_u32(&t->inflight_);
+    do {
+      if (n & TDM_CLOSING_BIT) {
+        tdm_store_u32(&req->state_, state);
+        return UV_EINVAL;
+      }
+    } while (!tdm_cas_u32(&t->inflight_, n, n + 1) &&
+             ((n = tdm_load_u32(&t->inflight_)), 1));
+  }
 
   req->tandem = t;
   req->work_cb_ = work_cb;
   req->after_cb_ = after_cb;
   req->status_ = 0;
-  from_loop = on_loop_thread(t);
   req->from_loop_ = from_loop;
   if (from_loop) {
     t->loop_pending_++;
