@@ -32,7 +32,6 @@ static void help_until_zero(tdm_worker_t *w, const uint32_t *count) {
       idle = 0;
       continue;
     }
-    tandem__worker_flush(w, true);
     if (++idle % HELP_YIELD_EVERY == 0)
       sched_yield();
     else

@@ -32,6 +32,7 @@ int tdm_inject_init(tdm_inject_t *q, uint64_t capacity) {
   q->mask = n - 1;
   q->enq = 0;
   q->deq = 0;
+  q->tombs = 0;
   return 0;
 }
 
@@ -85,7 +86,9 @@ void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
         /* The swap is the claim; a canceller's cas can no longer win. */
         item = tdm_fas_ptr(&c->item, NULL);
         tdm_store_rel_64(&c->seq, pos + q->mask + 1);
-        if (item != TOMB) {
+        if (item == TOMB) {
+          tdm_faa_64(&q->tombs, (uint64_t)-1);
+        } else {
           /* Peek at the next cell, not at enq: enq's line stays with the
            * producers. */
           c = &q->cells[(pos + 1) & q->mask];
@@ -102,8 +105,11 @@ void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
   }
 }
 
-bool tdm_inject_cancel(tdm_cell_t *cell, void *item) {
-  return cell != NULL && tdm_cas_ptr(&cell->item, item, TOMB);
+bool tdm_inject_cancel_in(tdm_inject_t *q, tdm_cell_t *cell, void *item) {
+  if (cell == NULL || !tdm_cas_ptr(&cell->item, item, TOMB))
+    return false;
+  tdm_faa_64(&q->tombs, 1);
+  return true;
 }
 
 unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
@@ -131,7 +137,7 @@ unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
     tdm_fence_acquire();
     if (tdm_load_64(&c->seq) != seq || item == NULL || item == TOMB)
       continue;
-    if (tdm_inject_cancel(c, item)) {
+    if (tdm_inject_cancel_in(q, c, item)) {
       taken(item, arg);
       n++;
     }
@@ -144,4 +150,10 @@ uint64_t tdm_inject_size(const tdm_inject_t *q) {
 
   n = (int64_t)(tdm_load_64(&q->enq) - tdm_load_64(&q->deq));
   return n > 0 ? (uint64_t)n : 0;
+}
+
+uint64_t tdm_inject_live(const tdm_inject_t *q) {
+  uint64_t n = tdm_inject_size(q);
+  uint64_t t = tdm_load_64(&q->tombs);
+  return n > t ? n - t : 0;
 }

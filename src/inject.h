@@ -27,6 +27,7 @@ typedef struct tdm_cell_s {
 typedef struct tdm_inject_s {
   uint64_t enq TDM_ALIGNED;    /* next position to fill (producers CAS) */
   uint64_t deq TDM_ALIGNED;    /* next position to drain (consumers CAS) */
+  uint64_t tombs;              /* cancelled items not yet skipped */
   tdm_cell_t *cells TDM_ALIGNED;
   uint64_t mask;
 } tdm_inject_t;
@@ -51,9 +52,10 @@ static inline bool tdm_inject_ahead(const tdm_inject_t *q, uint64_t pos) {
  * items are skipped.  *more tells whether the next item was ready too. */
 void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more);
 
-/* Any thread.  Takes `item` back out of `cell` if no consumer has claimed
- * it yet.  Returns true when the caller now owns the item. */
-bool tdm_inject_cancel(tdm_cell_t *cell, void *item);
+/* Any thread.  Takes `item` back out of `cell` (of ring `q`) if no
+ * consumer has claimed it yet.  Returns true when the caller now owns the
+ * item. */
+bool tdm_inject_cancel_in(tdm_inject_t *q, tdm_cell_t *cell, void *item);
 
 /* Any thread.  Takes back every item still waiting that was queued with
  * `owner`, calling taken(item, arg) for each; the caller owns those items
@@ -62,7 +64,11 @@ unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
                                  void (*taken)(void *item, void *arg),
                                  void *arg);
 
-/* Any thread: a racy estimate of the items waiting. */
+/* Any thread: a racy estimate of the positions in use, cancelled ones
+ * included (the right test for "might a consumer find something"). */
 uint64_t tdm_inject_size(const tdm_inject_t *q);
+
+/* Any thread: a racy estimate of the live items waiting (for stats). */
+uint64_t tdm_inject_live(const tdm_inject_t *q);
 
 #endif /* TANDEM_INJECT_H */

@@ -118,13 +118,10 @@ void tandem__complete(tandem_work_t *req, int status) {
   external = self == NULL && !on_loop_thread(t);
   /* Announce that we are about to touch t (see maybe_finish_close); the
    * push below is a full barrier after it. */
-  if (self != NULL) {
-    if (self->unsent != NULL && self->unsent != t)
-      tandem__worker_flush(self, true);
+  if (self != NULL)
     tdm_store_ptr((void **)&self->sending_to, t);
-  } else if (external) {
+  else if (external)
     tdm_faa_u32(&pool->ext_senders, 1);
-  }
 
   req->status_ = status;
   tdm_store_u32(&req->state_, TDM_REQ_DONE);
@@ -134,24 +131,14 @@ void tandem__complete(tandem_work_t *req, int status) {
     /* Full barrier: publishes req (and work_cb's writes) to the loop, and
      * precedes the plain load of libuv 1.44's pending flag in send. */
   } while (!tdm_cas_ptr(&t->done_, old, req));
-
-  if (self != NULL) {
-    /* A worker defers the wake-up while it has more jobs to run, so the
-     * loop wakes once per batch, not once per job (worker_main pays it
-     * when it runs dry, after a few jobs, or after ~50 us). */
-    if (old == NULL && self->unsent == NULL &&
-        tdm_load_u32(&t->polling_) == 0) {
-      self->unsent = t;
-      self->unsent_since = 0;
-      self->unsent_jobs = 0;
-    }
-    if (self->unsent == NULL)
-      tdm_store_rel_ptr((void **)&self->sending_to, NULL);
-    return;
-  }
+  /* Only the push that finds the stack empty wakes the loop, and not even
+   * that one while the loop polls or drains: it will look again. */
   if (old == NULL && tdm_load_u32(&t->polling_) == 0)
     uv_async_send(&t->async_);
-  if (external)
+
+  if (self != NULL)
+    tdm_store_rel_ptr((void **)&self->sending_to, NULL);
+  else if (external)
     tdm_faa_u32(&pool->ext_senders, (uint32_t)-1);
 }
 
@@ -271,8 +258,27 @@ static void maybe_finish_close(tandem_t *t) {
 
 static void async_cb(uv_async_t *handle) {
   tandem_t *t = handle->data;
+  unsigned rounds;
 
-  drain(t);
+  if (t->flags_ & F_POLLING) {
+    drain(t); /* the idle handle runs the show */
+  } else {
+    /* Completions that arrive while we drain need no wake-up of their
+     * own: polling_ says we are awake, and we look again before we
+     * sleep (a few rounds at most; then a self-send hands over to the
+     * next loop iteration). */
+    tdm_store_u32(&t->polling_, 1);
+    for (rounds = 0; drain(t) != 0 && rounds < 4; rounds++)
+      ;
+    /* Unless a callback started polling (or closed us) meanwhile. */
+    if (!(t->flags_ & (F_POLLING | F_CLOSED))) {
+      tdm_store_u32(&t->polling_, 0);
+      /* Store-load: a pusher that saw polling_ == 1 skipped its send. */
+      tdm_fence_sc();
+      if (tdm_load_ptr(&t->done_) != NULL)
+        uv_async_send(&t->async_);
+    }
+  }
   maybe_finish_close(t);
 }
 
@@ -426,7 +432,8 @@ int tandem_cancel(tandem_work_t *req) {
     return UV_EINVAL;
   /* Only a job still in the injection ring can be taken back; the cas on
    * its cell decides against the consumer's swap. */
-  if (!tdm_inject_cancel(tdm_load_ptr(&req->cell_), req))
+  if (!tdm_inject_cancel_in(&req->tandem->pool->inject,
+                            tdm_load_ptr(&req->cell_), req))
     return UV_EBUSY;
   tdm_faa_64(&req->tandem->pool->cancelled, 1);
   tandem__complete(req, UV_ECANCELED);

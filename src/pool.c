@@ -4,15 +4,16 @@
  * DESIGN
  *
  * A job's life.  tandem_queue_work() (loop.c) marks the request QUEUED,
- * counts it in its tandem_t's inflight_, and hands it to
+ * counts it in its tandem_t (loop_pending_ or inflight_), and hands it to
  * tandem__pool_submit().  From a thread outside the pool it goes into the
  * pool's injection ring (inject.c); from one of the pool's own workers it
  * goes onto that worker's Chase-Lev deque (deque.c).  Whoever takes it out
  * -- the ring's consumer by its swap on the cell, the deque's owner or a
  * thief by the CAS on top -- owns it alone and runs it (tandem__job_run):
  * state RUNNING, work_cb, then tandem__complete() (loop.c) pushes it on
- * the tandem_t's lock-free completion stack and, if that stack was empty,
- * uv_async_send()s the loop.  The loop thread swaps the whole stack out,
+ * the tandem_t's lock-free completion stack and, if that stack was empty
+ * and the loop is neither polling nor draining, uv_async_send()s the loop:
+ * one wake-up per batch.  The loop thread swaps the whole stack out,
  * marks each request FINISHED and calls its after callback.  From the push
  * on, the pool never touches the request again.
  *
@@ -32,9 +33,13 @@
  * ready behind it wakes the next: wake-ups follow the work.
  *
  * Sleeping, with no lost wake-ups.  A worker that finds nothing becomes a
- * "spinner" if fewer than max_spinning are (nspinning), and keeps looking
- * for worker_spin_ns, yielding the CPU now and then so that on a machine
- * with few cores it does not starve the loop thread.  Then it parks on its
+ * "spinner" (counted in nspinning) if it has just run something -- the
+ * next job of a round trip is likely on its way -- or if fewer than
+ * max_spinning spin, and keeps looking for worker_spin_ns; a worker woken
+ * for work that another took looks for only 4 us.  A spinner calls
+ * sched_yield() between looks -- at every look when the pool has as many
+ * workers as the machine has cores -- so a runnable loop thread gets the
+ * core at once instead of waiting out a time slice.  Then it parks on its
  * own event count (park.c): snapshot, sleeping = 1, nsleeping++ (a full
  * barrier), re-check every queue, and only then wait on the snapshot.  A
  * submitter publishes its item, issues a full fence, and wakes a worker
@@ -73,8 +78,6 @@ _Thread_local tdm_worker_t *tandem__self;
 #define DEQUE_LOG2_CAPACITY 8
 #define YIELD_EVERY 64 /* spin iterations between sched_yield() calls */
 #define WOKEN_SPIN_NS (4 * 1000) /* a woken worker that finds nothing */
-#define UNSENT_MAX_JOBS 32        /* a deferred wake-up waits this many jobs */
-#define UNSENT_MAX_NS (50 * 1000) /* or this long */
 
 static uv_once_t default_once = UV_ONCE_INIT;
 static tandem_pool_t *default_pool;
@@ -263,27 +266,6 @@ bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f) {
 
 /* -------------------------------------------------------------- running */
 
-void tandem__worker_flush(tdm_worker_t *w, bool now) {
-  tandem_t *t = w->unsent;
-  uint64_t clock;
-
-  if (t == NULL)
-    return;
-  if (!now && ++w->unsent_jobs < UNSENT_MAX_JOBS) {
-    clock = uv_hrtime();
-    if (w->unsent_since == 0)
-      w->unsent_since = clock;
-    if (clock - w->unsent_since < UNSENT_MAX_NS)
-      return;
-  }
-  w->unsent = NULL;
-  /* A loop that polls needs no wake-up; one that stopped polling re-checks
-   * its stack after clearing polling_ (loop.c, stop_polling). */
-  if (tdm_load_u32(&t->polling_) == 0)
-    uv_async_send(&t->async_);
-  /* Release: we are done with t; its loop may close it now. */
-  tdm_store_rel_ptr((void **)&w->sending_to, NULL);
-}
 
 static void run_item(tdm_worker_t *w, void *item) {
   tdm_frame_t *f;
@@ -427,11 +409,9 @@ static void worker_main(void *arg) {
         stop_spinning(pool);
       }
       run_item(w, item);
-      tandem__worker_flush(w, false);
       hot = true;
       continue;
     }
-    tandem__worker_flush(w, true); /* dry: the loop must hear from us now */
     if (tdm_load_u32(&pool->stop))
       break;
     /* A worker that just ran something is hot: the next job of a round
@@ -447,7 +427,7 @@ static void worker_main(void *arg) {
     }
     hot = false;
     if (spinning) {
-      if (++iter % YIELD_EVERY == 0) {
+      if (++iter % pool->yield_every == 0) {
         sched_yield(); /* let a runnable loop thread have this core */
         if (uv_hrtime() < deadline)
           continue;
@@ -553,6 +533,9 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   memset(pool, 0, sizeof(*pool));
   pool->nworkers = opts->workers != 0 ? opts->workers : online_cpus();
   pool->max_spinning = pool->nworkers / 2 != 0 ? pool->nworkers / 2 : 1;
+  /* With no core to spare for a loop thread, a spinner offers its core at
+   * every look for work: a runnable loop thread then gets it at once. */
+  pool->yield_every = pool->nworkers >= online_cpus() ? 1 : YIELD_EVERY;
   pool->worker_spin_ns = spin_ns(opts->worker_spin_us);
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
   tdm_parker_init(&pool->group_done);
@@ -637,7 +620,7 @@ int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out) {
     return UV_EINVAL;
   memset(out, 0, sizeof(*out));
   out->workers = pool->nworkers;
-  out->inject_depth = tdm_inject_size(&pool->inject);
+  out->inject_depth = tdm_inject_live(&pool->inject);
   out->cancelled = tdm_load_64(&pool->cancelled);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[i];

@@ -53,12 +53,7 @@ typedef struct tdm_worker_s {
   /* Written by other threads: a line of their own. */
   tdm_parker_t parker TDM_ALIGNED;
   uint32_t sleeping;              /* 1 while parked; a waker CASes it to 0 */
-  tandem_t *sending_to;           /* set while completing into a tandem_t,
-                                     and while its wake-up is deferred */
-  tandem_t *unsent;               /* owner only: a tandem_t whose loop we
-                                     still owe a uv_async_send */
-  uint64_t unsent_since;          /* owner only: when that debt began */
-  unsigned unsent_jobs;           /* owner only: jobs run since */
+  tandem_t *sending_to;           /* set while completing into a tandem_t */
   /* Counters: written by the owner only, read by tandem_pool_stats. */
   uint64_t jobs TDM_ALIGNED;
   uint64_t steals;
@@ -84,6 +79,7 @@ struct tandem_pool_s {
   tdm_worker_t *workers TDM_ALIGNED;
   unsigned nworkers;
   unsigned max_spinning;
+  unsigned yield_every;           /* spin iterations between sched_yield() */
   uint64_t worker_spin_ns;
   uint64_t loop_spin_ns;
   int is_default;
@@ -123,10 +119,6 @@ bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject);
 /* Runs a job's work callback (or cancels it if its tandem_t is closing)
  * and hands it to its loop's completion stack. */
 void tandem__job_run(tdm_worker_t *w, tandem_work_t *req);
-
-/* Worker only: pays a deferred uv_async_send (see tandem__complete), now
- * or, unless `now`, once it is old enough. */
-void tandem__worker_flush(tdm_worker_t *w, bool now);
 
 /* Completion side, in loop.c: pushes `req` (state DONE, status set) on its
  * tandem_t's completion stack and wakes the loop if needed.  Any thread. */

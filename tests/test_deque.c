@@ -133,12 +133,12 @@ START_TEST(test_inject_fifo_full_and_cancel) {
   ck_assert(!tdm_inject_push_mp(&q, ITEM(8), NULL, &cells[0], &pos)); /* full */
   ck_assert_uint_eq(tdm_inject_size(&q), 8);
   /* Cancel 1 and 5: the consumer skips them. */
-  ck_assert(tdm_inject_cancel(cells[1], ITEM(1)));
-  ck_assert(tdm_inject_cancel(cells[5], ITEM(5)));
-  ck_assert(!tdm_inject_cancel(cells[5], ITEM(5))); /* only once */
-  ck_assert(!tdm_inject_cancel(cells[2], ITEM(3))); /* wrong item */
+  ck_assert(tdm_inject_cancel_in(&q, cells[1], ITEM(1)));
+  ck_assert(tdm_inject_cancel_in(&q, cells[5], ITEM(5)));
+  ck_assert(!tdm_inject_cancel_in(&q, cells[5], ITEM(5))); /* only once */
+  ck_assert(!tdm_inject_cancel_in(&q, cells[2], ITEM(3))); /* wrong item */
   ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(0));
-  ck_assert(!tdm_inject_cancel(cells[0], ITEM(0))); /* already taken */
+  ck_assert(!tdm_inject_cancel_in(&q, cells[0], ITEM(0))); /* already taken */
   ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(2));
   ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(3));
   ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(4));
@@ -210,7 +210,7 @@ static void producer_main(void *arg) {
     while (!tdm_inject_push_mp(&r->q, ITEM(i), NULL, &cell, &pos))
       ;
     /* Every 7th item: try to take it back, as tandem_cancel does. */
-    if (i % 7 == 0 && tdm_inject_cancel(cell, ITEM(i))) {
+    if (i % 7 == 0 && tdm_inject_cancel_in(&r->q, cell, ITEM(i))) {
       __atomic_fetch_add(&r->taken[i], 1, __ATOMIC_RELAXED);
       __atomic_fetch_add(&r->cancelled, 1, __ATOMIC_RELAXED);
     }

@@ -1,0 +1,138 @@
+/*
+ * compute_server: an HTTP/1.1 server whose sockets live on one libuv loop
+ * and whose CPU work runs on a tandem pool.
+ *
+ *   main.c    options, start-up, signals, graceful shutdown
+ *   http.c    connections: accept, read, parse (http-parser), respond,
+ *             timeouts, closing
+ *   routes.c  the endpoints and the jobs they run on the pool
+ *
+ * Threads.  Everything in this program runs on the loop thread except the
+ * job functions in routes.c (job_run, primes_range), which run on pool
+ * workers and touch nothing but their own job_t.  A connection has at most
+ * one job in flight; while it runs, the loop thread leaves the job and the
+ * request body alone, and the connection struct stays allocated (it is
+ * reference counted) even if the client goes away, so the after callback
+ * always has somewhere safe to land.
+ */
+#ifndef COMPUTE_SERVER_H
+#define COMPUTE_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <http_parser.h>
+#include <uv.h>
+
+#include "tandem.h"
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define URL_MAX 1024          /* longer request targets get 414 */
+#define FIB_MAX 45            /* /fib/N: larger N gets 400 */
+#define PRIMES_MAX 100000000u /* /primes/N: larger N gets 400 */
+
+typedef enum { MODE_HYBRID, MODE_INLINE } server_mode_t;
+
+typedef struct conn_s conn_t;
+
+typedef struct server_s {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  tandem_t tandem;     /* hybrid mode only */
+  tandem_pool_t *pool; /* hybrid mode only */
+  server_mode_t mode;
+  unsigned max_conns;
+  size_t max_body;
+  uint64_t header_timeout_ms;
+  int stopping;
+  conn_t *conns;   /* every connection not yet closed */
+  unsigned nconns; /* of those, the ones counted against max_conns */
+  /* counters for /stats */
+  uint64_t accepted;
+  uint64_t rejected; /* turned away with 503 at --max-conns */
+  uint64_t requests;
+  uint64_t timeouts;       /* dropped by --header-timeout-ms */
+  uint64_t abandoned;      /* jobs whose connection closed before the result */
+  uint64_t jobs_queued;    /* jobs handed to the pool, ever */
+  unsigned jobs_in_flight; /* of those, not yet called back */
+  char discard[16384];     /* reads of connections being drained land here */
+} server_t;
+
+typedef enum { JOB_FIB, JOB_SHA256, JOB_PRIMES } job_kind_t;
+
+/* One computation.  Filled by the loop thread, then owned by the pool until
+ * the after callback; only the atomics are shared while it runs. */
+typedef struct job_s {
+  tandem_work_t work;
+  job_kind_t kind;
+  uint64_t n;       /* fib: N; primes: the bound */
+  const char *data; /* sha256: the request body */
+  size_t len;
+  uint64_t result;            /* fib */
+  unsigned char digest[32];   /* sha256 */
+  atomic_uint_fast64_t count; /* primes: summed by every range */
+  atomic_int abandoned;       /* set by the loop: nobody wants the result */
+} job_t;
+
+typedef enum {
+  CONN_READING,  /* reading, parsing and answering requests */
+  CONN_DRAINING, /* last answer sent; shut down, discarding input */
+  CONN_CLOSED    /* handles closing; freed when refs reaches 0 */
+} conn_state_t;
+
+struct conn_s {
+  uv_tcp_t tcp;
+  uv_timer_t timer; /* request timeout, then linger timeout */
+  uv_shutdown_t shutdown;
+  server_t *srv;
+  conn_t *prev, *next; /* srv->conns */
+  int refs;            /* two handles + one per job in flight */
+  conn_state_t state;
+  int busy;          /* a job is in flight */
+  int counted;       /* counts against srv->max_conns */
+  int reading;       /* uv_read_start() is in effect */
+  int eof;           /* the client has finished sending */
+  int shut;          /* our side is shut down (FIN sent) */
+  int timer_armed;   /* the request timeout is running */
+  int write_blocked; /* too much unsent output: parsing waits */
+  http_parser parser;
+  char *in; /* bytes read and not yet parsed */
+  size_t in_off, in_len, in_cap;
+  /* the request being parsed, or answered */
+  int req_started;
+  int keep_alive;
+  int http10;
+  int method; /* enum http_method */
+  int err;    /* status to answer when a callback fails */
+  char url[URL_MAX];
+  size_t url_len;
+  char *body;
+  size_t body_len, body_cap;
+  char hname[8]; /* current header name (only Expect matters) */
+  size_t hname_len;
+  int in_value;
+  int in_expect;
+  int expect_continue;
+  char expect[16];
+  size_t expect_len;
+  job_t job;
+};
+
+/* http.c */
+int http_listen(server_t *srv, const struct sockaddr *addr);
+void http_stop(server_t *srv);
+void conn_respond(conn_t *c, int status, const char *headers,
+                  const char *content_type, const char *body, size_t len);
+void conn_job_begin(conn_t *c);
+int conn_job_end(conn_t *c);
+void conn_resume(conn_t *c);
+
+/* routes.c */
+void route_request(conn_t *c);
+
+#endif /* COMPUTE_SERVER_H */
