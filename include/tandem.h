@@ -61,6 +61,10 @@ typedef struct tandem_options_s {
                              is full, jobs wait on an unbounded overflow
                              list: queueing never blocks */
   size_t stack_size;      /* worker stack in bytes; 0 = default (8 MiB) */
+  int worker_nice;        /* added to each worker's nice value (Linux sets
+                             it per thread); e.g. 5 makes the kernel prefer
+                             a loop thread that wakes on a busy machine;
+                             0 = unchanged.  Lowering it needs privilege. */
 } tandem_options_t;
 
 /* Makes a pool and starts its workers.  Any thread.  Returns 0 and sets

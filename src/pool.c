@@ -64,6 +64,7 @@
  * on push, and the loop's swap acquires.
  */
 #include "pool.h"
+#include "renice.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -398,6 +399,8 @@ static void worker_main(void *arg) {
   hot = false;
   pool = w->pool;
   tandem__self = w;
+  /* A hint only: a worker that cannot be reniced still works. */
+  (void)tandem__thread_renice(pool->worker_nice);
   spinning = false;
   deadline = 0;
   iter = 0;
@@ -526,7 +529,8 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   *out = NULL;
   if (opts == NULL)
     opts = &defaults;
-  if (opts->workers > 4096 || opts->queue_size > (1u << 30))
+  if (opts->workers > 4096 || opts->queue_size > (1u << 30) ||
+      opts->worker_nice < -39 || opts->worker_nice > 39)
     return UV_EINVAL;
   if (posix_memalign((void **)&pool, TDM_CACHELINE, sizeof(*pool)) != 0)
     return UV_ENOMEM;
@@ -538,6 +542,7 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   pool->yield_every = pool->nworkers >= online_cpus() ? 1 : YIELD_EVERY;
   pool->worker_spin_ns = spin_ns(opts->worker_spin_us);
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
+  pool->worker_nice = opts->worker_nice;
   tdm_parker_init(&pool->group_done);
   err = tdm_inject_init(&pool->inject, opts->queue_size != 0
                                            ? opts->queue_size

@@ -82,6 +82,7 @@ struct tandem_pool_s {
   unsigned yield_every;           /* spin iterations between sched_yield() */
   uint64_t worker_spin_ns;
   uint64_t loop_spin_ns;
+  int worker_nice;
   int is_default;
 };
 

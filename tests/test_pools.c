@@ -2,8 +2,11 @@
  * Pools: several loops on one pool, one loop on several pools, pool sizes
  * and options, and the counters of tandem_pool_stats().
  */
+#define _GNU_SOURCE /* syscall(), SYS_gettid */
 #include <check.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,6 +485,50 @@ START_TEST(test_pool_with_one_worker) {
 }
 END_TEST
 
+/* ------------------------------------------------- worker priority */
+
+static int nice_seen;
+
+static int thread_nice(void) {
+  /* On Linux, PRIO_PROCESS with a thread id reads that thread only. */
+  return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+}
+
+static void nice_work_cb(tandem_work_t *req) {
+  (void)req;
+  nice_seen = thread_nice();
+}
+
+/* worker_nice lowers each worker's priority by that much, and leaves the
+ * loop thread's alone; out of range is UV_EINVAL. */
+START_TEST(test_worker_nice_lowers_workers_priority) {
+  tandem_options_t opts;
+  tandem_pool_t *pool;
+  tandem_work_t req;
+  uv_loop_t loop;
+  tandem_t t;
+  int before;
+
+  before = thread_nice();
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = 1;
+  opts.worker_nice = 40;
+  ck_assert_int_eq(tandem_pool_new(&pool, &opts), UV_EINVAL);
+  opts.worker_nice = 3;
+  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  memset(&req, 0, sizeof(req));
+  nice_seen = -100;
+  ck_assert_int_eq(tandem_queue_work(&t, &req, nice_work_cb, NULL), 0);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(nice_seen, before + 3 > 19 ? 19 : before + 3);
+  ck_assert_int_eq(thread_nice(), before);
+  finish_loop(&loop, &t);
+  ck_assert_int_eq(tandem_pool_free(pool), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------- pool sizes */
 
 static unsigned online_cpus(void) {
@@ -930,6 +977,7 @@ static Suite *pools_suite(void) {
   tc = tcase_create("sizes");
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_pool_with_one_worker);
+  tcase_add_test(tc, test_worker_nice_lowers_workers_priority);
   tcase_add_test(tc, test_zero_workers_means_one_per_online_cpu);
   tcase_add_test(tc, test_default_pool_made_once_under_race);
   tcase_add_test(tc, test_pool_with_more_workers_than_stats_slots);

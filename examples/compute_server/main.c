@@ -2,7 +2,7 @@
  * compute_server: sockets on the loop, compute on the pool.
  *
  *   compute_server [--host ADDR] [--port PORT] [--workers N]
- *                  [--mode hybrid|inline] [--max-conns N] [--max-body BYTES]
+ *                  [--worker-nice N] [--mode hybrid|inline] [--max-conns N] [--max-body BYTES]
  *                  [--max-header BYTES] [--header-timeout-ms MS]
  *
  * One thread runs a libuv loop that owns every socket; a tandem pool runs
@@ -25,6 +25,8 @@ static const char usage[] =
     "  --host ADDR             address to listen on [127.0.0.1]\n"
     "  --port PORT             port, 0 = any free one [8080]\n"
     "  --workers N             pool threads, 0 = one per CPU [0]\n"
+    "  --worker-nice N         lower the workers' priority by N so the\n"
+    "                          loop thread wins the CPU when it wakes [5]\n"
     "  --mode hybrid|inline    compute on the pool, or on the loop [hybrid]\n"
     "  --max-conns N           more connections get 503 [1024]\n"
     "  --max-body BYTES        larger request bodies get 413 [1048576]\n"
@@ -44,7 +46,8 @@ static int parse_uint(const char *s, unsigned long long max,
 
 typedef struct {
   const char *host;
-  unsigned long long port, workers, max_conns, max_body, max_header;
+  unsigned long long port, workers, worker_nice, max_conns, max_body,
+      max_header;
   unsigned long long header_timeout_ms;
   server_mode_t mode;
 } options_t;
@@ -73,6 +76,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       r = parse_uint(value, 65535, &o->port);
     } else if (strcmp(name, "--workers") == 0) {
       r = parse_uint(value, 1024, &o->workers);
+    } else if (strcmp(name, "--worker-nice") == 0) {
+      r = parse_uint(value, 19, &o->worker_nice);
     } else if (strcmp(name, "--max-conns") == 0) {
       r = parse_uint(value, 1000000, &o->max_conns);
     } else if (strcmp(name, "--max-body") == 0) {
@@ -110,6 +115,7 @@ static void on_signal(uv_signal_t *handle, int signum) {
 int main(int argc, char **argv) {
   options_t opt = {.host = "127.0.0.1",
                    .port = 8080,
+                   .worker_nice = 5,
                    .max_conns = 1024,
                    .max_body = 1 << 20,
                    .max_header = 8192,
@@ -148,6 +154,10 @@ int main(int argc, char **argv) {
   if (srv.mode == MODE_HYBRID) {
     memset(&topt, 0, sizeof(topt));
     topt.workers = (unsigned)opt.workers;
+    /* On a machine with few cores the workers and the loop share them:
+     * a lower priority for the workers makes a waking loop thread (a
+     * /ping just arrived) preempt a busy worker instead of waiting. */
+    topt.worker_nice = (int)opt.worker_nice;
     r = tandem_pool_new(&srv.pool, &topt);
     if (r == 0)
       r = tandem_init(&loop, &srv.tandem, srv.pool);
