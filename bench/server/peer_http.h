@@ -1,0 +1,76 @@
+/*
+ * peer_http: what the benchmark's own server peers (peer_threads.c,
+ * peer_uvwork.c) share, so that they serve exactly what
+ * examples/compute_server serves for the two routes the benchmark uses:
+ *
+ *   GET /ping    "pong\n"
+ *   GET /fib/N   naive recursive Fibonacci, N <= PEER_FIB_MAX, "%llu\n"
+ *
+ * The request parser is http-parser, as in compute_server, fed one buffer
+ * at a time and paused after each complete request; the answers are the
+ * same bytes compute_server sends (status line, Content-Type,
+ * Content-Length, Connection only when it must be said); the Fibonacci is
+ * the same code, with the same relaxed look at an "abandoned" flag now and
+ * then, so a job costs the same in every peer.  Any thread; no state but
+ * the caller's.
+ */
+#ifndef BENCH_SERVER_PEER_HTTP_H
+#define BENCH_SERVER_PEER_HTTP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <http_parser.h>
+
+#define PEER_URL_MAX 1024 /* as compute_server: longer targets get 414 */
+#define PEER_FIB_MAX 45
+#define PEER_RESPONSE_MAX 512
+
+typedef enum {
+  PEER_ROUTE_PING,
+  PEER_ROUTE_FIB,
+  PEER_ROUTE_NOT_FOUND,
+  PEER_ROUTE_BAD_METHOD,
+  PEER_ROUTE_BAD_ARG,
+  PEER_ROUTE_TOO_LONG
+} peer_route_t;
+
+/* One connection's parser and the request it has just parsed. */
+typedef struct peer_req_s {
+  http_parser parser;
+  int complete;   /* a whole request is parsed; peer_req_feed() paused */
+  int keep_alive; /* of the complete request */
+  int http10;
+  int method; /* enum http_method */
+  int too_long;
+  char url[PEER_URL_MAX];
+  size_t url_len;
+} peer_req_t;
+
+void peer_req_init(peer_req_t *r);
+
+/* Parses from buf[0..len) until a request is complete or the bytes run
+ * out; *used gets the bytes consumed.  Returns 1 when a request is complete
+ * (r->complete; answer it, then call again with the rest), 0 when more
+ * bytes are needed, -1 when the stream is not HTTP (answer 400, close). */
+int peer_req_feed(peer_req_t *r, const char *buf, size_t len, size_t *used);
+
+/* Routes the complete request; *n gets N for PEER_ROUTE_FIB. */
+peer_route_t peer_route(const peer_req_t *r, unsigned *n);
+
+/* Writes into out (PEER_RESPONSE_MAX bytes) the whole answer, head and
+ * body, byte for byte as compute_server's conn_respond() would; `close`
+ * adds "Connection: close".  Returns its length. */
+size_t peer_response(char *out, const peer_req_t *r, int status,
+                     const char *body, int close);
+
+/* The answer to a routed request that needs no computation (everything
+ * but PEER_ROUTE_FIB), as peer_response() writes it. */
+size_t peer_response_simple(char *out, const peer_req_t *r,
+                            peer_route_t route, int close);
+
+/* compute_server's fib(): returns 0 early once *abandoned is set. */
+uint64_t peer_fib(unsigned n, atomic_int *abandoned);
+
+#endif /* BENCH_SERVER_PEER_HTTP_H */
