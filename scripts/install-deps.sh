@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(
-  gcc make cmake pkg-config           # toolchain
+  gcc libc6-dev make cmake pkg-config # toolchain
   libuv1-dev libck-dev check          # the library and its tests
   libhttp-parser-dev nettle-dev       # the example HTTP server
   curl python3                        # real clients in the tests
