@@ -23,18 +23,18 @@
  *
  * For each (kind, W) it prints jobs/s (median, min and max over the
  * repetitions), the round trip in us per job (elapsed / N, which at W = 1 is
- * the latency of one job), the ratios tandem / uv, and for the 10 us jobs the
- * parallel efficiency, jobs/s x job time / threads, where the job time is
- * the calibrated single-thread time of one job.
+ * the latency of one job), the ratios tandem / each peer, and for the 10 us
+ * jobs the parallel efficiency, jobs/s x job time / threads, where the job
+ * time is the calibrated single-thread time of one job.
  *
- * Run:   build/bench/roundtrip [--workers N] [--reps R] [--quick]
+ * Run:   build/bench/roundtrip [--workers N] [--reps R] [--quick | --tiny]
  *                              [--json FILE]
  * --workers defaults to the online CPUs, --reps to 5 (3 with --quick);
  * --quick runs fewer jobs per measurement (about 15 s on a 2-core VM, the
  * default run about 5 times that); --tiny runs 1/TINY_DIV of the jobs once,
  * a smoke test of the program rather than a measurement; --json writes
- * every figure and sample to FILE.  Every measurement is bounded by its job count and by a
- * watchdog of WATCHDOG_MS.
+ * every figure and sample to FILE.  Every measurement is bounded by its job
+ * count and by a watchdog of WATCHDOG_MS.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,8 +49,8 @@
 #include "tandem.h"
 
 #include "json_write.h"
-#include "peers/textbook_pool.h"
 #include "machine.h"
+#include "peers/textbook_pool.h"
 #include "reexec.h"
 #include "spin.h"
 #include "stats.h"
@@ -73,8 +73,8 @@ static const char *const kind_names[NKINDS] = {"empty", "spin10us"};
 static const char *const kind_titles[NKINDS] = {"empty jobs", "10 us jobs"};
 static const char *const peer_keys[NPEERS] = {"uv", "uv_n", "tandem",
                                               "textbook", "gil"};
-static const char *const peer_names[NPEERS] = {"uv", "uv", "tandem",
-                                               "textbook", "gil"};
+static const char *const peer_names[NPEERS] = {"uv", "uv", "tandem", "textbook",
+                                               "gil"};
 
 /* Jobs per measurement, per kind and window: about 0.1-0.5 s each for
  * libuv's pool on a 2-core VM.  --quick divides them by QUICK_DIV. */
@@ -258,8 +258,11 @@ static int runner_close(runner_t *rn) {
 
   if (rn->via == VIA_TANDEM)
     tandem_close(&rn->tandem, NULL);
-  if (rn->via == VIA_TEXTBOOK && (err = textbook_pool_close(rn->textbook)))
-    report_err("textbook_pool_close", err);
+  if (rn->via == VIA_TEXTBOOK) {
+    err = textbook_pool_close(rn->textbook);
+    if (err != 0)
+      report_err("textbook_pool_close", err);
+  }
   uv_close((uv_handle_t *)&rn->watchdog, NULL);
   uv_run(&rn->loop, UV_RUN_DEFAULT);
   return uv_loop_close(&rn->loop);
@@ -588,7 +591,9 @@ static void print_header(void) {
   printf("runs:      %u reps%s, peers interleaved; median (min..max) over "
          "reps\n\n",
          bench.reps,
-         bench.tiny ? " (--tiny)" : bench.quick ? " (--quick)" : "");
+         bench.tiny    ? " (--tiny)"
+         : bench.quick ? " (--quick)"
+                       : "");
   fflush(stdout);
 }
 
@@ -741,8 +746,7 @@ static void json_result(FILE *f, int peer, int kind, int w) {
   peer_label(peer, label, sizeof(label));
   fprintf(f,
           "    {\"peer\": \"%s\", \"label\": \"%s\", \"threads\": %u, "
-          "\"kind\": \"%s\", \"window\": %u, \"jobs\": %" PRIu64
-          ",\n     ",
+          "\"kind\": \"%s\", \"window\": %u, \"jobs\": %" PRIu64 ",\n     ",
           peer_keys[peer], label, bench.threads[peer], kind_names[kind],
           windows[w], bench.jobs[kind][w]);
   json_write_sample(f, "elapsed_ns", bench.elapsed_ns[peer][kind][w],
@@ -873,10 +877,7 @@ static int parse_args(int argc, char **argv) {
       return -1;
     }
   }
-  bench.reps = reps > 0      ? (unsigned)reps
-               : bench.tiny  ? 1
-               : bench.quick ? 3
-                             : 5;
+  bench.reps = reps > 0 ? (unsigned)reps : bench.tiny ? 1 : bench.quick ? 3 : 5;
   return 0;
 }
 
@@ -895,10 +896,9 @@ static void set_parameters(void) {
   bench.threads[PEER_GIL] = bench.workers;
   for (kind = 0; kind < NKINDS; kind++)
     for (w = 0; w < NWINDOWS; w++)
-      bench.jobs[kind][w] =
-          jobs_default[kind][w] / (bench.tiny    ? TINY_DIV
-                                   : bench.quick ? QUICK_DIV
-                                                 : 1);
+      bench.jobs[kind][w] = jobs_default[kind][w] / (bench.tiny    ? TINY_DIV
+                                                     : bench.quick ? QUICK_DIV
+                                                                   : 1);
 }
 
 /* ------------------------------------------------------------ the parent */

@@ -9,7 +9,7 @@ pkgs=(
   gcc libc6-dev make cmake pkg-config # toolchain
   libuv1-dev libck-dev check          # the library and its tests
   libhttp-parser-dev nettle-dev       # the example HTTP server
-  curl python3                        # real clients in the tests
+  curl python3                        # real clients in the tests, bench driver
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(

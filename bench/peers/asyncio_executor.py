@@ -7,9 +7,10 @@ bench/roundtrip's loop hands them to a pool.  The same C job cannot run
 here, so this measures what Python's executors are judged by: scaling.
 
   cpu jobs     K calls of a fixed pure-Python loop calibrated to about
-               --job-us microseconds, run serially on the loop thread, then
-               all K at once through each executor: jobs/s, the speedup over
-               serial and the parallel efficiency (speedup / N).  Threads
+               --job-us microseconds (2 ms by default), run serially on the
+               loop thread, then all K at once through each executor:
+               jobs/s, the speedup over serial and the parallel
+               efficiency (speedup / N).  Threads
                hold the GIL while they run Python code, so they cannot
                scale; processes can, at the price of pickling every call.
   empty jobs   M no-op calls, one at a time (W = 1), through each
@@ -37,10 +38,12 @@ import sys
 import time
 
 # Jobs and repetitions of each mode: (cpu jobs, job us, empty jobs, reps).
+# A job of 2 ms keeps the parent's cost per job (pickling, the call queue,
+# the result) small beside the work, so processes can show their scaling.
 MODES = {
     "tiny": (24, 200, 100, 1),
-    "quick": (200, 1000, 1000, 3),
-    "full": (1000, 1000, 5000, 5),
+    "quick": (100, 2000, 1000, 3),
+    "full": (500, 2000, 5000, 5),
 }
 
 
