@@ -96,6 +96,8 @@ static bool nothing_in_flight(const tandem_t *t) {
 static bool want_polling(const tandem_t *t, uint64_t now) {
   if (t->flags_ & F_CLOSING) /* only waiting for senders to leave */
     return nothing_in_flight(t);
+  if (tandem__pool_contended(t->pool))
+    return false;
   if (t->loop_pending_ == 0 || t->loop_pending_ > t->pool->nworkers)
     return false;
   return now - t->last_activity_ < t->pool->loop_spin_ns;
@@ -402,7 +404,8 @@ int tandem_queue_work(tandem_t *t, tandem_work_t *req,
     t->loop_pending_++;
     update_ref(t);
     if (t->pool->loop_spin_ns != 0 &&
-        t->loop_pending_ <= t->pool->nworkers) {
+        t->loop_pending_ <= t->pool->nworkers &&
+        !(t->flags_ & F_POLLING) && !tandem__pool_contended(t->pool)) {
       t->last_activity_ = uv_hrtime();
       start_polling(t);
     }

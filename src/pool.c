@@ -342,6 +342,16 @@ bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject) {
   return true;
 }
 
+/* ---------------------------------------------------------- contention */
+
+void tandem__pool_note_contention(tandem_pool_t *pool, uint64_t now) {
+  tdm_store_64(&pool->contended_until, now + TDM_CONTENDED_NS);
+}
+
+bool tandem__pool_contended(tandem_pool_t *pool) {
+  return uv_hrtime() < tdm_load_64(&pool->contended_until);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 /* Leaves the spinning state after finding work: if we were the last
@@ -392,10 +402,13 @@ static void worker_main(void *arg) {
   bool spinning;
   bool hot;
   uint64_t deadline;
+  uint64_t last;
+  uint64_t now;
   unsigned iter;
   void *item;
 
   w = arg;
+  last = 0;
   hot = false;
   pool = w->pool;
   tandem__self = w;
@@ -422,20 +435,28 @@ static void worker_main(void *arg) {
      * worker holds the spinner's place (else it would park and the next
      * round would pay a futex wake-up). */
     if (!spinning && pool->worker_spin_ns != 0 &&
+        !tandem__pool_contended(pool) &&
         (hot ? (tdm_faa_u32(&pool->nspinning, 1), true)
              : try_start_spinning(pool))) {
       spinning = true;
-      deadline = uv_hrtime() + pool->worker_spin_ns;
+      last = uv_hrtime();
+      deadline = last + pool->worker_spin_ns;
       iter = 0;
     }
     hot = false;
     if (spinning) {
-      if (++iter % pool->yield_every == 0) {
-        sched_yield(); /* let a runnable loop thread have this core */
-        if (uv_hrtime() < deadline)
-          continue;
-      } else {
+      if (++iter % pool->yield_every != 0) {
         tdm_pause();
+        continue;
+      }
+      sched_yield(); /* let a runnable loop thread have this core */
+      now = uv_hrtime();
+      if (now - last > TDM_GAP_NS) {
+        /* We lost the core for a long while: other threads want it, and
+         * spinning now only delays the ones we wait for. */
+        tandem__pool_note_contention(pool, now);
+      } else if (now < deadline) {
+        last = now;
         continue;
       }
       spinning = false;
@@ -448,9 +469,10 @@ static void worker_main(void *arg) {
        * not compete for long with the loop thread and the worker that
        * woke it.  A worker that just ran a job spins the full time. */
       spinning = true;
-      deadline = uv_hrtime() + (pool->worker_spin_ns < WOKEN_SPIN_NS
-                                    ? pool->worker_spin_ns
-                                    : WOKEN_SPIN_NS);
+      last = uv_hrtime();
+      deadline = last + (pool->worker_spin_ns < WOKEN_SPIN_NS
+                             ? pool->worker_spin_ns
+                             : WOKEN_SPIN_NS);
       iter = 0;
     }
   }

@@ -71,6 +71,7 @@ struct tandem_pool_s {
   uint32_t ext_senders;           /* non-worker threads completing a job */
   uint32_t wake_cursor;
   uint64_t cancelled;
+  uint64_t contended_until;       /* no spinning or polling before then */
   void *overflow TDM_ALIGNED;     /* items that found the ring full: a
                                      Treiber stack, linked through the
                                      items themselves */
@@ -120,6 +121,20 @@ bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject);
 /* Runs a job's work callback (or cancels it if its tandem_t is closing)
  * and hands it to its loop's completion stack. */
 void tandem__job_run(tdm_worker_t *w, tandem_work_t *req);
+
+/* Spinning pays only while our threads have the cores to themselves.  A
+ * spinner that finds it lost its core for longer than TDM_GAP_NS across a
+ * sched_yield() (other threads wanted it) stops, and nobody in the pool
+ * spins or polls for TDM_CONTENDED_NS: waiting threads sleep and are woken
+ * by the kernel, as in any plain pool. */
+#define TDM_GAP_NS (500 * 1000)
+#define TDM_CONTENDED_NS (20 * 1000 * 1000)
+
+/* Any thread: says the machine is contended as of `now` (uv_hrtime). */
+void tandem__pool_note_contention(tandem_pool_t *pool, uint64_t now);
+
+/* Any thread: is it (so that spinning should wait)? */
+bool tandem__pool_contended(tandem_pool_t *pool);
 
 /* Completion side, in loop.c: pushes `req` (state DONE, status set) on its
  * tandem_t's completion stack and wakes the loop if needed.  Any thread. */
