@@ -15,7 +15,10 @@
  * (no more than there are workers), the loop polls the stack from a uv_idle
  * handle for up to loop_spin_ns after the last activity instead of
  * sleeping in epoll: a round trip then costs no wake-up of the loop thread.
- * Larger batches keep the CPUs for the workers and come home by
+ * So does a busy loop, whose drains keep finding BUSY_BATCH completions or
+ * more: it would not sleep anyway, and polling spares the workers their
+ * uv_async_send() syscalls.  Otherwise (a few long jobs) the loop sleeps,
+ * leaves the CPUs to the workers, and completions come home by
  * uv_async_send().  Stopping is a Dekker pair with the pusher: polling_ = 0,
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
@@ -45,6 +48,7 @@ enum {
 };
 
 #define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
+#define BUSY_BATCH 16 /* completions per drain that make a loop "busy" */
 
 static bool on_loop_thread(const tandem_t *t) {
   uv_thread_t self = uv_thread_self();
@@ -98,6 +102,12 @@ static bool want_polling(const tandem_t *t, uint64_t now) {
     return nothing_in_flight(t);
   if (tandem__pool_contended(t->pool))
     return false;
+  /* Busy: completions keep coming in large batches, so the loop thread
+   * has no time to sleep anyway; polling spares every worker a
+   * uv_async_send() (a syscall, which libuv's loop spins on). */
+  if (now - t->last_busy_ < t->pool->loop_spin_ns)
+    return true;
+  /* A few jobs in flight: the next completion is near. */
   if (t->loop_pending_ == 0 || t->loop_pending_ > t->pool->nworkers)
     return false;
   return now - t->last_activity_ < t->pool->loop_spin_ns;
@@ -261,6 +271,8 @@ static void maybe_finish_close(tandem_t *t) {
 static void async_cb(uv_async_t *handle) {
   tandem_t *t = handle->data;
   unsigned rounds;
+  unsigned n;
+  unsigned total;
 
   if (t->flags_ & F_POLLING) {
     drain(t); /* the idle handle runs the show */
@@ -270,8 +282,15 @@ static void async_cb(uv_async_t *handle) {
      * sleep (a few rounds at most; then a self-send hands over to the
      * next loop iteration). */
     tdm_store_u32(&t->polling_, 1);
-    for (rounds = 0; drain(t) != 0 && rounds < 4; rounds++)
-      ;
+    total = 0;
+    for (rounds = 0; rounds < 4 && (n = drain(t)) != 0; rounds++)
+      total += n;
+    if (total >= BUSY_BATCH && t->pool->loop_spin_ns != 0 &&
+        !(t->flags_ & (F_POLLING | F_CLOSING)) &&
+        !tandem__pool_contended(t->pool)) {
+      t->last_busy_ = uv_hrtime();
+      start_polling(t); /* keeps polling_ at 1 */
+    }
     /* Unless a callback started polling (or closed us) meanwhile. */
     if (!(t->flags_ & (F_POLLING | F_CLOSED))) {
       tdm_store_u32(&t->polling_, 0);
@@ -287,13 +306,17 @@ static void async_cb(uv_async_t *handle) {
 static void idle_cb(uv_idle_t *handle) {
   tandem_t *t = handle->data;
   uint64_t now;
+  unsigned n;
 
-  if (drain(t) != 0)
-    t->last_activity_ = uv_hrtime();
+  n = drain(t);
+  now = uv_hrtime();
+  if (n != 0)
+    t->last_activity_ = now;
+  if (n >= BUSY_BATCH)
+    t->last_busy_ = now;
   maybe_finish_close(t);
   if (t->flags_ & F_CLOSED)
     return;
-  now = uv_hrtime();
   if (!want_polling(t, now))
     stop_polling(t);
 }
