@@ -303,19 +303,32 @@ static void pfor_async_work(tandem_work_t *req) {
                             (void *)req->range_[R_CTX]);
 }
 
+typedef struct pfor_args_s {
+  size_t begin;
+  size_t end;
+  size_t grain;
+  tandem_range_cb body;
+  void *ctx;
+} pfor_args_t;
+
+static void pfor_async_setup(tandem_work_t *req, void *arg) {
+  const pfor_args_t *a = arg;
+
+  req->range_[R_BEGIN] = a->begin;
+  req->range_[R_END] = a->end;
+  req->range_[R_GRAIN] = a->grain;
+  req->range_[R_BODY] = (uintptr_t)a->body;
+  req->range_[R_CTX] = (uintptr_t)a->ctx;
+}
+
 int tandem_parallel_for_async(tandem_t *t, tandem_work_t *req, size_t begin,
                               size_t end, size_t grain, tandem_range_cb body,
                               void *ctx, tandem_after_work_cb after_cb) {
+  pfor_args_t args = {begin, end, grain, body, ctx};
+
   if (t == NULL || req == NULL || body == NULL || end < begin)
     return UV_EINVAL;
-  /* Do not overwrite the arguments of a job in flight (tandem_queue_work
-   * below is what settles a race between two submitters). */
-  if (tandem__req_in_flight(req))
-    return UV_EBUSY;
-  req->range_[R_BEGIN] = begin;
-  req->range_[R_END] = end;
-  req->range_[R_GRAIN] = grain;
-  req->range_[R_BODY] = (uintptr_t)body;
-  req->range_[R_CTX] = (uintptr_t)ctx;
-  return tandem_queue_work(t, req, pfor_async_work, after_cb);
+  /* The arguments are written only once the request is ours. */
+  return tandem__queue_work_with(t, req, pfor_async_work, after_cb,
+                                 pfor_async_setup, &args);
 }

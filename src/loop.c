@@ -387,6 +387,14 @@ void tandem_close(tandem_t *t, tandem_close_cb cb) {
 
 int tandem_queue_work(tandem_t *t, tandem_work_t *req,
                       tandem_work_cb work_cb, tandem_after_work_cb after_cb) {
+  return tandem__queue_work_with(t, req, work_cb, after_cb, NULL, NULL);
+}
+
+int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
+                            tandem_work_cb work_cb,
+                            tandem_after_work_cb after_cb,
+                            void (*setup)(tandem_work_t *req, void *arg),
+                            void *arg) {
   unsigned state;
   unsigned n;
   int from_loop;
@@ -398,6 +406,9 @@ int tandem_queue_work(tandem_t *t, tandem_work_t *req,
   if (tandem__req_in_flight(req) ||
       !tdm_cas_u32(&req->state_, state, TDM_REQ_QUEUED))
     return UV_EBUSY;
+  /* Ours now: a refused concurrent submit cannot touch what we write. */
+  if (setup != NULL)
+    setup(req, arg);
   /* Then count it in, unless the handle is closing: on the loop thread in
    * loop_pending_ (no atomics), elsewhere in inflight_ with its closing
    * bit. */

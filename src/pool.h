@@ -136,6 +136,15 @@ void tandem__pool_note_contention(tandem_pool_t *pool, uint64_t now);
 /* Any thread: is it (so that spinning should wait)? */
 bool tandem__pool_contended(tandem_pool_t *pool);
 
+/* tandem_queue_work, calling setup(req, arg) once the request is claimed
+ * (before anything is published), so that extra arguments stored in the
+ * request cannot be overwritten by a submit that is refused. */
+int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
+                            tandem_work_cb work_cb,
+                            tandem_after_work_cb after_cb,
+                            void (*setup)(tandem_work_t *req, void *arg),
+                            void *arg);
+
 /* Completion side, in loop.c: pushes `req` (state DONE, status set) on its
  * tandem_t's completion stack and wakes the loop if needed.  Any thread. */
 void tandem__complete(tandem_work_t *req, int status);
