@@ -247,11 +247,12 @@ TANDEM_EXTERN int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
  * other work while it waits; elsewhere it blocks.  Returns 0 or UV_EINVAL. */
 TANDEM_EXTERN int tandem_group_wait(tandem_group_t *g);
 
-/* Calls body(lo, hi, ctx) on disjoint sub-ranges covering [begin, end),
- * splitting recursively into pieces of at least `grain` indices (0 = split
- * lazily, only while other workers are hungry).  On a worker it nests;
- * elsewhere it blocks.  `pool` NULL = the current worker's pool or the
- * default pool.  Returns 0 (also for an empty range) or UV_EINVAL. */
+/* Calls body(lo, hi, ctx) on disjoint, non-empty sub-ranges covering
+ * [begin, end), splitting recursively while a piece is longer than `grain`
+ * indices (so pieces hold at most `grain`; 0 = split lazily, only while
+ * other workers are hungry).  On a worker it nests; elsewhere it blocks.
+ * `pool` NULL = the current worker's pool or the default pool.  Returns 0
+ * (also for an empty range, where body is never called) or UV_EINVAL. */
 TANDEM_EXTERN int tandem_parallel_for(tandem_pool_t *pool, size_t begin,
                                       size_t end, size_t grain,
                                       tandem_range_cb body, void *ctx);

@@ -9,6 +9,7 @@
  * builds then check), and the test thread asserts.
  */
 #include <check.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1245,6 +1246,192 @@ START_TEST(test_parallel_for_async_in_flight_request_ebusy) {
 }
 END_TEST
 
+/* Two threads race to submit the same idle request with different
+ * arguments.  tandem_queue_work settles such a race (one wins, the other
+ * gets UV_EBUSY), and the refused submit must not change what the accepted
+ * job runs: its body sees only the winner's range and context. */
+#define RACE_ROUNDS 100000
+
+typedef struct race_s race_t;
+
+typedef struct race_ctx_s {
+  race_t *race;
+  unsigned bit; /* SEEN_LOOP_CTX or SEEN_HELPER_CTX */
+} race_ctx_t;
+
+struct race_s {
+  tandem_t *t;
+  tandem_work_t req;
+  uv_thread_t helper;
+  race_ctx_t loop_ctx;
+  race_ctx_t helper_ctx;
+  atomic_uint arrived;  /* both threads count in, then submit at once */
+  atomic_int stop;      /* the loop thread gave up: the helper leaves */
+  atomic_uint finished; /* rounds the helper has submitted in */
+  atomic_int helper_rc;
+  atomic_uint seen; /* this round: SEEN_* bits from the body */
+  unsigned called;  /* loop thread only */
+};
+
+enum {
+  SEEN_LOOP_CTX = 1,    /* body called with the loop thread's context */
+  SEEN_HELPER_CTX = 2,  /* ... with the helper's */
+  SEEN_LOOP_RANGE = 4,  /* a piece of the loop thread's [0, 1) */
+  SEEN_HELPER_RANGE = 8 /* a piece of the helper's [10, 12) */
+};
+
+static void race_body(size_t lo, size_t hi, void *ctx) {
+  race_ctx_t *c = ctx;
+  unsigned bits = c->bit;
+
+  if (hi <= 1)
+    bits |= SEEN_LOOP_RANGE;
+  else if (lo >= 10 && hi <= 12)
+    bits |= SEEN_HELPER_RANGE;
+  atomic_fetch_or(&c->race->seen, bits);
+}
+
+static void race_after_cb(tandem_work_t *req, int status) {
+  race_t *r = container_of(req, race_t, req);
+
+  (void)status;
+  r->called++;
+}
+
+/* Both threads arrive, then go together: a spin, so they start within
+ * nanoseconds of each other.  Returns 0 if the race was called off. */
+static int race_arrive(race_t *r, unsigned round) {
+  unsigned spins = 0;
+
+  atomic_fetch_add(&r->arrived, 1);
+  while (atomic_load(&r->arrived) < 2 * (round + 1)) {
+    if (atomic_load(&r->stop))
+      return 0;
+    if (++spins % 4096 == 0)
+      sched_yield();
+  }
+  return 1;
+}
+
+static const char *race_seen(unsigned seen, unsigned loop_bit,
+                             unsigned helper_bit) {
+  if ((seen & loop_bit) && (seen & helper_bit))
+    return "both threads'";
+  if (seen & loop_bit)
+    return "the loop thread's";
+  if (seen & helper_bit)
+    return "the helper's";
+  return "no";
+}
+
+static void race_helper(void *arg) {
+  race_t *r = arg;
+  unsigned round;
+
+  for (round = 0; round < RACE_ROUNDS; round++) {
+    if (!race_arrive(r, round))
+      break;
+    atomic_store(&r->helper_rc,
+                 tandem_parallel_for_async(r->t, &r->req, 10, 12, 1, race_body,
+                                           &r->helper_ctx, race_after_cb));
+    atomic_store(&r->finished, round + 1);
+  }
+}
+
+static void race_keep_alive_cb(uv_timer_t *timer) {
+  (void)timer;
+}
+
+START_TEST(test_parallel_for_async_refused_submit_keeps_accepted_arguments) {
+  tandem_options_t opts;
+  tandem_pool_t *pool;
+  uv_timer_t keep_alive;
+  uv_loop_t loop;
+  tandem_t t;
+  race_t *r;
+  unsigned round;
+  unsigned both = 0;
+  unsigned neither = 0;
+  unsigned mixed = 0;
+  unsigned first_mixed = 0;
+  unsigned seen_mixed = 0;
+  unsigned expect;
+  unsigned seen;
+  int loop_rc;
+  int helper_rc;
+
+  /* Workers park at once: the two racing threads keep the cores. */
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = 2;
+  opts.worker_spin_us = -1;
+  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  /* A job the helper wins does not keep uv_run() alive: this timer does. */
+  ck_assert_int_eq(uv_timer_init(&loop, &keep_alive), 0);
+  ck_assert_int_eq(
+      uv_timer_start(&keep_alive, race_keep_alive_cb, 1000000, 1000000), 0);
+  r = calloc(1, sizeof(*r));
+  ck_assert_ptr_nonnull(r);
+  r->t = &t;
+  r->loop_ctx.race = r;
+  r->loop_ctx.bit = SEEN_LOOP_CTX;
+  r->helper_ctx.race = r;
+  r->helper_ctx.bit = SEEN_HELPER_CTX;
+  atomic_init(&r->arrived, 0);
+  atomic_init(&r->stop, 0);
+  atomic_init(&r->finished, 0);
+  atomic_init(&r->helper_rc, 0);
+  atomic_init(&r->seen, 0);
+  ck_assert_int_eq(uv_thread_create(&r->helper, race_helper, r), 0);
+  for (round = 0; round < RACE_ROUNDS; round++) {
+    atomic_store(&r->seen, 0);
+    race_arrive(r, round);
+    loop_rc = tandem_parallel_for_async(&t, &r->req, 0, 1, 1, race_body,
+                                        &r->loop_ctx, race_after_cb);
+    while (atomic_load(&r->finished) != round + 1)
+      sched_yield();
+    helper_rc = atomic_load(&r->helper_rc);
+    if ((loop_rc == 0) == (helper_rc == 0)) {
+      /* Both or neither accepted: no after callback to wait for. */
+      if (loop_rc == 0)
+        both++;
+      else
+        neither++;
+      atomic_store(&r->stop, 1);
+      break;
+    }
+    while (r->called != round + 1)
+      uv_run(&loop, UV_RUN_ONCE);
+    expect = loop_rc == 0 ? SEEN_LOOP_CTX | SEEN_LOOP_RANGE
+                          : SEEN_HELPER_CTX | SEEN_HELPER_RANGE;
+    seen = atomic_load(&r->seen);
+    if (seen != expect) {
+      if (mixed++ == 0) {
+        first_mixed = round;
+        seen_mixed = seen | (loop_rc == 0 ? 0x100 : 0x200);
+      }
+    }
+  }
+  uv_thread_join(&r->helper);
+  ck_assert_uint_eq(both, 0);
+  ck_assert_uint_eq(neither, 0);
+  ck_assert_msg(mixed == 0,
+                "%u of %u rounds ran the accepted job with arguments of the "
+                "refused submit; first in round %u: accepted %s, body saw "
+                "%s context, %s range",
+                mixed, RACE_ROUNDS, first_mixed,
+                seen_mixed & 0x100 ? "the loop thread's" : "the helper's",
+                race_seen(seen_mixed, SEEN_LOOP_CTX, SEEN_HELPER_CTX),
+                race_seen(seen_mixed, SEEN_LOOP_RANGE, SEEN_HELPER_RANGE));
+  ck_assert_uint_eq(r->called, RACE_ROUNDS);
+  free(r);
+  uv_close((uv_handle_t *)&keep_alive, NULL);
+  finish_loop(&loop, &t);
+  ck_assert_int_eq(tandem_pool_free(pool), 0);
+}
+END_TEST
+
 START_TEST(test_parallel_for_async_cancelled_before_start_ecanceled) {
   tandem_pool_t *pool;
   worker_gate_t gate;
@@ -1437,6 +1624,12 @@ static Suite *forkjoin_suite(void) {
   tcase_add_test(tc, test_parallel_for_async_bad_arguments_einval);
   tcase_add_test(tc, test_parallel_for_async_in_flight_request_ebusy);
   tcase_add_test(tc, test_parallel_for_async_cancelled_before_start_ecanceled);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("async_race");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(
+      tc, test_parallel_for_async_refused_submit_keeps_accepted_arguments);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("bad_input");
