@@ -67,8 +67,8 @@ size_t peer_response(char *out, const peer_req_t *r, int status,
 
 /* The answer to a routed request that needs no computation (everything
  * but PEER_ROUTE_FIB), as peer_response() writes it. */
-size_t peer_response_simple(char *out, const peer_req_t *r,
-                            peer_route_t route, int close);
+size_t peer_response_simple(char *out, const peer_req_t *r, peer_route_t route,
+                            int close);
 
 /* compute_server's fib(): returns 0 early once *abandoned is set. */
 uint64_t peer_fib(unsigned n, atomic_int *abandoned);

@@ -1,0 +1,812 @@
+/*
+ * load: the load driver of the HTTP server benchmark (bench/server/).
+ *
+ * It starts each server peer on an ephemeral loopback port, drives it from
+ * this one process (a libuv client: one thread, one loop), stops it with
+ * SIGTERM and checks that it exits with status 0.  The peers serve the same
+ * two routes, GET /ping ("pong") and GET /fib/N (naive recursive
+ * Fibonacci, the same code everywhere):
+ *
+ *   hybrid     examples/compute_server --mode hybrid --workers W: sockets
+ *              on a libuv loop, /fib on a tandem pool (workers at its
+ *              default --worker-nice 5)
+ *   inline     examples/compute_server --mode inline: one thread does all
+ *   threads    peer_threads: a thread per connection, blocking sockets
+ *   uvwork     peer_uvwork: a libuv loop, /fib on uv_queue_work with
+ *              UV_THREADPOOL_SIZE=W
+ *
+ * and three scheduling variants of hybrid, which run only the loaded
+ * phase, to measure how much the kernel favours the loop thread when it
+ * wakes and what would make it favour it more:
+ *
+ *   hybrid/nice0  --worker-nice 0: workers at the loop thread's priority
+ *   hybrid/slice  hybrid, and the driver gives the server's loop thread a
+ *              0.1 ms EEVDF slice (sched_setattr sched_runtime, Linux
+ *              6.12+): a thread with a shorter slice preempts on wake-up
+ *   hybrid/idle   hybrid, and the driver moves the workers to SCHED_IDLE:
+ *              any normal thread that wakes preempts them at once
+ *
+ * Every server runs from start to end; each measurement below runs in
+ * ROUNDS rounds that alternate over the peers (samples pooled, throughput
+ * of the flood the median round), so that the machine's other load, which
+ * changes over a run, hits every peer alike.  Each phase is bounded in
+ * count and in time (a watchdog ends one that overruns):
+ *
+ *   fib-idle   one connection, a few /fib/N one after another: the cost
+ *              of one job on an idle server (also warms the pool up)
+ *   idle       one connection, one /ping every I ms (paced; a ping still
+ *              unanswered at a tick is followed by the next at once when
+ *              its answer comes): latency p50/p99/p99.9
+ *   flood      C connections sending /ping back to back: requests/s with
+ *              no heavy work
+ *   loaded     K connections sending /fib/N back to back (K = 2 W keeps
+ *              every worker busy with one job queued behind it) and the
+ *              same paced /ping connection: /ping latency while the CPUs
+ *              are busy, and /fib requests/s
+ *   wrk        if wrk is installed: /ping alone, then a mix of /fib/N
+ *              (P %) and /ping, over wrk -t1 -c16 (bench/server/mixed.lua);
+ *              in this closed loop the mix's latency is mostly the /fib
+ *              queue (Little's law), so its req/s is the figure to compare
+ *
+ * Latency is from just before the request is written to when the whole
+ * answer has been read.  The paced client does not correct for
+ * coordinated omission: a ping that waits behind a slow one is timed from
+ * when it was actually sent, which flatters a peer that blocks (inline),
+ * never hybrid.  N is calibrated so one /fib takes about 10 ms here.
+ *
+ * Scheduling.  During each window the driver reads
+ * /proc/PID/task/TID/schedstat of the server's threads and of itself: the
+ * loop thread's CPU use and its mean run-queue wait per time it got the
+ * CPU -- the direct measure of "the kernel lets the loop thread in when
+ * it wakes" -- and the workers' CPU use; /proc/PID/task/TID/stat gives
+ * each thread's nice value.  The driver itself runs at nice -10 when
+ * allowed (--client-nice), as if the client were another machine: its own
+ * wake-ups then do not compete with the server's threads.  Servers are
+ * started at nice 0; wrk inherits the driver's nice.
+ *
+ *   load [--quick] [--json FILE] [--workers W] [--fib N] [--fib-conns K]
+ *        [--ping-conns C] [--ping-interval-ms I] [--client-nice NICE]
+ *        [--peers LIST] [--no-wrk] [--wrk PATH] [--wrk-script FILE]
+ *        [--compute-server PATH]
+ *
+ * bench/server/run.sh is the one command that runs it; its header
+ * documents the JSON.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "load.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "machine.h"
+#include "peer_http.h"
+#include "stats.h"
+
+#ifndef LOAD_COMPUTE_SERVER
+#define LOAD_COMPUTE_SERVER "compute_server"
+#endif
+#ifndef LOAD_PEER_THREADS
+#define LOAD_PEER_THREADS "peer_threads"
+#endif
+#ifndef LOAD_PEER_UVWORK
+#define LOAD_PEER_UVWORK "peer_uvwork"
+#endif
+#ifndef LOAD_WRK_SCRIPT
+#define LOAD_WRK_SCRIPT "mixed.lua"
+#endif
+
+#define START_TIMEOUT_MS 5000 /* a server prints its port by then */
+#define STOP_TIMEOUT_MS 5000  /* and exits by then after SIGTERM */
+#define TARGET_MS 10.0        /* one /fib/N takes about this */
+
+/* JSON keys, and the names in the tables. */
+const char *const peer_keys[NPEERS] = {
+    "hybrid",       "inline",       "threads",          "uvwork",
+    "hybrid_nice0", "hybrid_slice", "hybrid_sched_idle"};
+const char *const peer_titles[NPEERS] = {
+    "hybrid",       "inline",       "threads",    "uvwork",
+    "hybrid/nice0", "hybrid/slice", "hybrid/idle"};
+/* hybrid and its variants back to back, so the machine changes least. */
+static const int run_order[NPEERS] = {PEER_HYBRID, PEER_NICE0,  PEER_SLICE,
+                                      PEER_IDLE,   PEER_INLINE, PEER_THREADS,
+                                      PEER_UVWORK};
+
+cfg_t cfg;
+result_t res[NPEERS];
+double fib_local_ms;
+static uv_loop_t *loop;
+static uint64_t fib_expect;
+static char fib_req[96];
+
+/* ----------------------------------------------------------------- wrk */
+
+static double json_get(const char *s, const char *key) {
+  char pat[64];
+  const char *p;
+
+  snprintf(pat, sizeof(pat), "\"%s\":", key);
+  p = strstr(s, pat);
+  return p != NULL ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+/* wrk -t1 for `secs` with `pct` % of /fib/N; fills *o from mixed.lua's
+ * WRK_JSON line.  Returns 0, or -1 with a reason in note. */
+static int run_wrk(int port, unsigned secs, unsigned pct, wrk_t *o, char *note,
+                   size_t note_len) {
+  char conns[16], dur[16], url[64], n[16], p[16];
+  char *argv[] = {
+      (char *)cfg.wrk,        "-t1", conns, dur, "--timeout", "5s", "-s",
+      (char *)cfg.wrk_script, url,   "--",  n,   p,           NULL};
+  const char *line;
+  proc_t pr;
+  int r, code;
+
+  memset(o, 0, sizeof(*o));
+  snprintf(conns, sizeof(conns), "-c%u", cfg.wrk_conns);
+  snprintf(dur, sizeof(dur), "-d%us", secs);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+  snprintf(n, sizeof(n), "%u", cfg.fib_n);
+  snprintf(p, sizeof(p), "%u", pct);
+  r = proc_spawn(&pr, loop, argv, NULL, 0);
+  if (r == 0 && proc_wait_exit(&pr, secs * 1000u + 15000) != 0)
+    r = UV_ETIMEDOUT;
+  code = proc_stop(&pr, STOP_TIMEOUT_MS);
+  line = strstr(pr.buf, "WRK_JSON ");
+  if (r != 0 || code != 0 || line == NULL) {
+    snprintf(note, note_len, "wrk failed (%s, exit %d)",
+             r != 0 ? uv_strerror(r) : "no WRK_JSON line", code);
+    proc_release(&pr);
+    return -1;
+  }
+  o->ok = 1;
+  o->requests = json_get(line, "requests");
+  o->rps = o->requests / (json_get(line, "duration_us") / 1e6);
+  o->errors = json_get(line, "connect_errors") + json_get(line, "read_errors") +
+              json_get(line, "write_errors") + json_get(line, "status_errors") +
+              json_get(line, "timeouts");
+  o->mean = json_get(line, "lat_mean_us");
+  o->max = json_get(line, "lat_max_us");
+  o->p50 = json_get(line, "lat_p50_us");
+  o->p90 = json_get(line, "lat_p90_us");
+  o->p99 = json_get(line, "lat_p99_us");
+  o->p999 = json_get(line, "lat_p999_us");
+  proc_release(&pr);
+  return 0;
+}
+
+/* ------------------------------------------------------- one peer's run */
+
+static void progress(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void progress(const char *fmt, ...) {
+  va_list ap;
+
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fflush(stderr);
+}
+
+static void note_phase(result_t *r, const char *phase, const phase_t *ph) {
+  r->errors += ph->errors;
+  r->unfinished += ph->unfinished;
+  if (ph->errors > 0 && r->note[0] == '\0')
+    snprintf(r->note, sizeof(r->note), "%s: %u error(s), first: %s", phase,
+             ph->errors, ph->first_error);
+}
+
+/* A phase with what every phase of this run shares. */
+static phase_t *new_phase(int port, int pid) {
+  phase_t *ph = phase_new(loop, port, pid);
+
+  if (ph == NULL) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  ph->interval_ms = cfg.interval_ms;
+  ph->drain_ms = cfg.drain_ms;
+  ph->fib_req = fib_req;
+  ph->fib_expect = fib_expect;
+  return ph;
+}
+
+static int start_server(int peer, proc_t *pr, char *note, size_t note_len) {
+  static char assign[48];
+  char w[16];
+  char *argv[12] = {NULL};
+  char **env = NULL;
+  int i = 0, r;
+
+  snprintf(w, sizeof(w), "%u", cfg.workers);
+  switch (peer) {
+  case PEER_THREADS:
+    argv[i++] = LOAD_PEER_THREADS;
+    argv[i++] = "--port";
+    argv[i++] = "0";
+    break;
+  case PEER_UVWORK:
+    argv[i++] = LOAD_PEER_UVWORK;
+    argv[i++] = "--port";
+    argv[i++] = "0";
+    snprintf(assign, sizeof(assign), "UV_THREADPOOL_SIZE=%u", cfg.workers);
+    env = proc_env_with(assign);
+    break;
+  default: /* compute_server */
+    argv[i++] = (char *)cfg.compute_server;
+    argv[i++] = "--port";
+    argv[i++] = "0";
+    argv[i++] = "--mode";
+    argv[i++] = peer == PEER_INLINE ? "inline" : "hybrid";
+    if (peer != PEER_INLINE) {
+      argv[i++] = "--workers";
+      argv[i++] = w;
+    }
+    if (peer == PEER_NICE0 && cfg.worker_nice_flag) {
+      argv[i++] = "--worker-nice";
+      argv[i++] = "0";
+    }
+    break;
+  }
+  r = proc_spawn(pr, loop, argv, env, cfg.boosted ? cfg.client_nice : 0);
+  free(env);
+  if (r == 0 && proc_wait_port(pr, START_TIMEOUT_MS) != 0)
+    r = UV_ETIMEDOUT;
+  if (r == 0 && proc_port(pr) <= 0)
+    r = UV_EIO;
+  if (r != 0) {
+    snprintf(note, note_len, "%s did not start: %s", argv[0],
+             r == UV_EIO ? "it exited" : uv_strerror(r));
+    proc_stop(pr, STOP_TIMEOUT_MS);
+    proc_release(pr);
+    return -1;
+  }
+  /* The variants the server has no option for: the driver applies them. */
+  r = 0;
+  if (peer == PEER_SLICE)
+    r = proc_set_slice(pr->proc.pid, pr->proc.pid, LOOP_SLICE_NS);
+  else if (peer == PEER_IDLE)
+    r = proc_workers_sched_idle(pr->proc.pid);
+  if (r < 0)
+    snprintf(note, note_len, "could not change the scheduling: %s",
+             strerror(-r));
+  return proc_port(pr);
+}
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n > 0 ? n : 1, size);
+
+  if (p == NULL) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+/* Appends a phase's /ping samples to a pooled sample. */
+static void sample_take(sample_t *s, const phase_t *ph) {
+  size_t n = ph->n_ping_lat;
+
+  if (s->n + n > s->cap) {
+    s->cap = 2 * (s->n + n);
+    s->v = realloc(s->v, s->cap * sizeof(double));
+    if (s->v == NULL) {
+      fprintf(stderr, "out of memory\n");
+      exit(1);
+    }
+  }
+  memcpy(s->v + s->n, ph->ping_lat, n * sizeof(double));
+  s->n += n;
+}
+
+/* Starts a server and runs fib-idle on it: the cost of one job on an idle
+ * server, and its pool warmed up. */
+static void start_peer(int p) {
+  result_t *r = &res[p];
+  phase_t *ph;
+
+  progress("[%s] starting\n", peer_titles[p]);
+  r->port = start_server(p, &r->pr, r->note, sizeof(r->note));
+  if (r->port < 0) {
+    progress("[%s] %s\n", peer_titles[p], r->note);
+    return;
+  }
+  r->pid = r->pr.proc.pid;
+  r->ran = 1;
+
+  ph = new_phase(r->port, r->pid);
+  ph->n_fib = 1;
+  ph->max_fibs = cfg.fib_idle_count;
+  ph->window_ms = 5000;
+  ph->cap_fib_lat = cfg.fib_idle_count;
+  ph->fib_lat = xcalloc(ph->cap_fib_lat, sizeof(double));
+  phase_run(ph);
+  r->fib_idle_ms = stats_median(ph->fib_lat, ph->n_fib_lat) / 1e3;
+  note_phase(r, "fib-idle", ph);
+  phase_free(ph);
+  /* After a job: libuv starts its pool threads on the first one. */
+  r->worker_nice = proc_workers_nice(r->pid);
+}
+
+/* One round of the idle phase: paced pings, nothing else. */
+static void round_idle(int p, size_t pings) {
+  result_t *r = &res[p];
+  phase_t *ph = new_phase(r->port, r->pid);
+
+  ph->n_paced = 1;
+  ph->max_pings = pings;
+  ph->window_ms = pings * cfg.interval_ms * 3 + 2000;
+  ph->cap_ping_lat = pings;
+  ph->ping_lat = xcalloc(pings, sizeof(double));
+  phase_run(ph);
+  sample_take(&r->idle_lat, ph);
+  sched_add(&r->a_idle, &ph->snap_open, &ph->snap_close, r->pid);
+  note_phase(r, "idle", ph);
+  phase_free(ph);
+}
+
+/* One round of the flood phase: pings back to back on C connections. */
+static void round_flood(int p, uint64_t ms) {
+  result_t *r = &res[p];
+  phase_t *ph = new_phase(r->port, r->pid);
+
+  ph->n_flood = cfg.ping_conns;
+  ph->max_pings = 100000000;
+  ph->window_ms = ms;
+  phase_run(ph);
+  if (r->n_flood < ROUNDS)
+    r->flood_rps[r->n_flood++] =
+        (double)ph->pings_in_window / phase_window_secs(ph);
+  sched_add(&r->a_flood, &ph->snap_open, &ph->snap_close, r->pid);
+  note_phase(r, "flood", ph);
+  phase_free(ph);
+}
+
+/* One round of the loaded phase: K /fib connections and the paced pings. */
+static void round_loaded(int p, uint64_t ms) {
+  result_t *r = &res[p];
+  phase_t *ph = new_phase(r->port, r->pid);
+  double secs;
+
+  ph->n_paced = 1;
+  ph->n_fib = cfg.fib_conns;
+  ph->max_pings = ms / cfg.interval_ms + 1000;
+  ph->max_fibs = 10000000;
+  ph->warm_ms = cfg.warm_ms;
+  ph->window_ms = ms;
+  ph->cap_ping_lat = (size_t)ph->max_pings;
+  ph->ping_lat = xcalloc(ph->cap_ping_lat, sizeof(double));
+  phase_run(ph);
+  secs = phase_window_secs(ph);
+  if (!isnan(secs)) {
+    r->fibs += ph->fibs_in_window;
+    r->fib_secs += secs;
+  }
+  sample_take(&r->loaded_lat, ph);
+  sched_add(&r->a_loaded, &ph->snap_open, &ph->snap_close, r->pid);
+  note_phase(r, "loaded", ph);
+  phase_free(ph);
+}
+
+static void stop_peer(int p) {
+  result_t *r = &res[p];
+
+  r->exit_code = proc_stop(&r->pr, STOP_TIMEOUT_MS);
+  proc_release(&r->pr);
+  if (r->exit_code != 0)
+    progress("[%s] exit code %d after SIGTERM%s\n", peer_titles[p],
+             r->exit_code,
+             r->exit_code < 0 ? " (killed: it did not exit)" : "");
+}
+
+static void summarize_peer(int p) {
+  result_t *r = &res[p];
+
+  if (!r->ran) {
+    r->worker_nice = INT_MIN;
+    r->fib_idle_ms = NAN;
+  }
+  lat_summarize(r->idle_lat.v, r->idle_lat.n, &r->idle);
+  lat_summarize(r->loaded_lat.v, r->loaded_lat.n, &r->loaded);
+  r->fib_rps = r->fib_secs > 0 ? (double)r->fibs / r->fib_secs : NAN;
+  r->ping_rps = stats_median(r->flood_rps, r->n_flood);
+  sched_get(&r->a_idle, &r->s_idle);
+  sched_get(&r->a_flood, &r->s_flood);
+  sched_get(&r->a_loaded, &r->s_loaded);
+}
+
+/* Every server up at once; each measurement in ROUNDS rounds that
+ * alternate over the peers, so a change in the machine's other load hits
+ * them alike; the servers not being measured sit idle. */
+static void run_all(void) {
+  unsigned round;
+  int i, p;
+
+  for (i = 0; i < NPEERS; i++)
+    if (res[run_order[i]].selected)
+      start_peer(run_order[i]);
+
+  progress("idle /ping: %u rounds of %zu pings, one every %u ms\n", ROUNDS,
+           cfg.idle_pings / ROUNDS, cfg.interval_ms);
+  for (round = 0; round < ROUNDS; round++)
+    for (i = 0; i < NPEERS; i++)
+      if (p = run_order[i], res[p].ran && !IS_VARIANT(p))
+        round_idle(p, cfg.idle_pings / ROUNDS);
+
+  progress("/ping throughput: %u rounds of %.1f s, %u connections\n", ROUNDS,
+           (double)cfg.flood_ms / ROUNDS / 1e3, cfg.ping_conns);
+  for (round = 0; round < ROUNDS; round++)
+    for (i = 0; i < NPEERS; i++)
+      if (p = run_order[i], res[p].ran && !IS_VARIANT(p))
+        round_flood(p, cfg.flood_ms / ROUNDS);
+
+  progress("loaded: %u rounds of %.1f s, %u connections of /fib/%u + the "
+           "paced /ping\n",
+           ROUNDS, (double)cfg.loaded_ms / ROUNDS / 1e3, cfg.fib_conns,
+           cfg.fib_n);
+  for (round = 0; round < ROUNDS; round++)
+    for (i = 0; i < NPEERS; i++)
+      if (p = run_order[i], res[p].ran)
+        round_loaded(p, cfg.loaded_ms / ROUNDS);
+
+  /* /ping alone first, then the mix: each server rests between them. */
+  for (i = 0; i < NPEERS && cfg.use_wrk; i++) {
+    p = run_order[i];
+    if (!res[p].ran || IS_VARIANT(p))
+      continue;
+    progress("[%s] wrk: /ping only for %u s\n", peer_titles[p],
+             cfg.wrk_ping_secs);
+    (void)run_wrk(res[p].port, cfg.wrk_ping_secs, 0, &res[p].ping, res[p].note,
+                  sizeof(res[p].note));
+  }
+  for (i = 0; i < NPEERS && cfg.use_wrk; i++) {
+    p = run_order[i];
+    if (!res[p].ran || IS_VARIANT(p))
+      continue;
+    progress("[%s] wrk: %u%% /fib/%u, the rest /ping, for %u s\n",
+             peer_titles[p], cfg.wrk_pct, cfg.fib_n, cfg.wrk_secs);
+    (void)run_wrk(res[p].port, cfg.wrk_secs, cfg.wrk_pct, &res[p].mixed,
+                  res[p].note, sizeof(res[p].note));
+  }
+
+  for (p = 0; p < NPEERS; p++) {
+    if (res[p].ran)
+      stop_peer(p);
+    summarize_peer(p); /* NaN for what was not measured */
+  }
+}
+
+/* ---------------------------------------------------------------- main */
+
+/* Picks N so that one fib(N) takes about TARGET_MS here (fastest of 3). */
+static void calibrate_fib(void) {
+  atomic_int no = 0;
+  double best_err = INFINITY, ms, fastest, err;
+  uint64_t t0, v = 0;
+  unsigned n, rep;
+
+  for (n = 20; n <= PEER_FIB_MAX; n++) {
+    fastest = INFINITY;
+    for (rep = 0; rep < 3; rep++) {
+      t0 = stats_now_ns();
+      v = peer_fib(n, &no);
+      ms = (double)(stats_now_ns() - t0) / 1e6;
+      fastest = fmin(fastest, ms);
+    }
+    err = fabs(log(fastest / TARGET_MS));
+    if (err < best_err) {
+      best_err = err;
+      cfg.fib_n = n;
+      fib_local_ms = fastest;
+      fib_expect = v;
+    }
+    if (fastest > 2 * TARGET_MS)
+      break;
+  }
+}
+
+/* Seconds of CPU the whole machine has been busy (/proc/stat), and in
+ * *ours those of this process and its waited-for children. */
+static double cpu_busy_secs(double *ours) {
+  unsigned long long v[8] = {0};
+  struct rusage a, b;
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  FILE *f = fopen("/proc/stat", "r");
+  int n = 0;
+
+  if (f != NULL) {
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+               &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+  }
+  getrusage(RUSAGE_SELF, &a);
+  getrusage(RUSAGE_CHILDREN, &b);
+  *ours = (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
+                   b.ru_stime.tv_sec) +
+          (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec +
+                   b.ru_utime.tv_usec + b.ru_stime.tv_usec) /
+              1e6;
+  if (n != 8)
+    return NAN;
+  /* user nice system (idle iowait) irq softirq steal */
+  return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+}
+
+static double loadavg(void) {
+  double v = NAN;
+  FILE *f = fopen("/proc/loadavg", "r");
+
+  if (f != NULL) {
+    if (fscanf(f, "%lf", &v) != 1)
+      v = NAN;
+    fclose(f);
+  }
+  return v;
+}
+
+/* Does the file at path contain s?  (Is an option in a binary's usage.) */
+static int file_contains(const char *path, const char *s) {
+  size_t n = strlen(s), len;
+  char *buf;
+  FILE *f = fopen(path, "rb");
+  int found = 0;
+
+  if (f == NULL)
+    return 0;
+  buf = malloc(1 << 22);
+  if (buf != NULL) {
+    len = fread(buf, 1, 1 << 22, f);
+    found = memmem(buf, len, s, n) != NULL;
+    free(buf);
+  }
+  fclose(f);
+  return found;
+}
+
+/* Is `name` an executable (a path, or found on PATH)? */
+static int have_program(const char *name) {
+  char path[4096];
+  const char *p, *e;
+
+  if (strchr(name, '/') != NULL)
+    return access(name, X_OK) == 0;
+  for (p = getenv("PATH"); p != NULL && *p != '\0'; p = *e ? e + 1 : e) {
+    e = strchr(p, ':');
+    if (e == NULL)
+      e = p + strlen(p);
+    snprintf(path, sizeof(path), "%.*s/%s", (int)(e - p), p, name);
+    if (access(path, X_OK) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+static const char usage[] =
+    "usage: %s [--quick] [--json FILE] [--workers W] [--fib N]\n"
+    "          [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]\n"
+    "          [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]\n"
+    "          [--wrk-script FILE] [--compute-server PATH]\n"
+    "LIST: comma-separated, of hybrid inline threads uvwork hybrid_nice0\n"
+    "      hybrid_slice hybrid_sched_idle [all of them]\n";
+
+/* Marks the peers of a comma-separated list; -1 for an unknown name. */
+static int select_peers(const char *list) {
+  const char *s, *e;
+  size_t n;
+  int p;
+
+  for (s = list; *s != '\0'; s = *e ? e + 1 : e) {
+    e = strchr(s, ',');
+    if (e == NULL)
+      e = s + strlen(s);
+    n = (size_t)(e - s);
+    for (p = 0; p < NPEERS; p++)
+      if (strlen(peer_keys[p]) == n && strncmp(s, peer_keys[p], n) == 0)
+        break;
+    if (p == NPEERS)
+      return -1;
+    res[p].selected = 1;
+  }
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, const char **peers) {
+  const char *name, *value;
+  char *end;
+  long v;
+  int i;
+
+  for (i = 1; i < argc; i++) {
+    name = argv[i];
+    if (strcmp(name, "--quick") == 0) {
+      cfg.quick = 1;
+      continue;
+    }
+    if (strcmp(name, "--no-wrk") == 0) {
+      cfg.use_wrk = 0;
+      continue;
+    }
+    if (i + 1 >= argc)
+      return -1;
+    value = argv[++i];
+    if (strcmp(name, "--json") == 0) {
+      cfg.json = value;
+    } else if (strcmp(name, "--peers") == 0) {
+      *peers = value;
+    } else if (strcmp(name, "--wrk") == 0) {
+      cfg.wrk = value;
+    } else if (strcmp(name, "--wrk-script") == 0) {
+      cfg.wrk_script = value;
+    } else if (strcmp(name, "--compute-server") == 0) {
+      cfg.compute_server = value;
+    } else {
+      v = strtol(value, &end, 10);
+      if (*end != '\0' || end == value)
+        return -1;
+      if (strcmp(name, "--client-nice") == 0 && v >= -20 && v <= 19)
+        cfg.client_nice = (int)v;
+      else if (strcmp(name, "--workers") == 0 && v >= 1 && v <= 256)
+        cfg.workers = (unsigned)v;
+      else if (strcmp(name, "--fib") == 0 && v >= 1 && v <= PEER_FIB_MAX)
+        cfg.fib_n = (unsigned)v;
+      else if (strcmp(name, "--fib-conns") == 0 && v >= 1 && v <= 256)
+        cfg.fib_conns = (unsigned)v;
+      else if (strcmp(name, "--ping-conns") == 0 && v >= 1 && v <= 256)
+        cfg.ping_conns = (unsigned)v;
+      else if (strcmp(name, "--ping-interval-ms") == 0 && v >= 1 && v <= 1000)
+        cfg.interval_ms = (unsigned)v;
+      else
+        return -1;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *peers = NULL;
+  char model[128], kernel[160];
+  struct utsname u;
+  double load0, load1, cpu0, cpu1, ours0, ours1, wall, others;
+  uint64_t wall0;
+  int broken = 0;
+  atomic_int no = 0;
+  uint64_t t0;
+  int p;
+
+  cfg.use_wrk = 1;
+  cfg.wrk = "wrk";
+  cfg.wrk_script = LOAD_WRK_SCRIPT;
+  cfg.compute_server = LOAD_COMPUTE_SERVER;
+  cfg.client_nice = -10;
+  cfg.interval_ms = 1;
+  cfg.ping_conns = 8;
+  if (parse_args(argc, argv, &peers) != 0 ||
+      (peers != NULL && select_peers(peers) != 0)) {
+    fprintf(stderr, usage, argv[0]);
+    return 2;
+  }
+  if (cfg.workers == 0)
+    cfg.workers = machine_cores();
+  if (cfg.fib_conns == 0)
+    cfg.fib_conns = 2 * cfg.workers;
+  cfg.wrk_conns = 16;
+  cfg.wrk_pct = 10;
+  cfg.fib_idle_count = cfg.quick ? 3 : 5;
+  /* Totals over the ROUNDS rounds. */
+  cfg.idle_pings = cfg.quick ? 900 : 4800;
+  cfg.flood_ms = cfg.quick ? 1500 : 4500;
+  cfg.warm_ms = cfg.quick ? 200 : 400; /* per loaded round */
+  cfg.loaded_ms = cfg.quick ? 3000 : 9000;
+  cfg.drain_ms = 3000;
+  cfg.wrk_secs = cfg.quick ? 3 : 8;
+  cfg.wrk_ping_secs = cfg.quick ? 1 : 4;
+
+  for (p = 0; p < NPEERS && peers == NULL; p++)
+    res[p].selected = 1;
+  signal(SIGPIPE, SIG_IGN);
+  loop = uv_default_loop();
+
+  cfg.worker_nice_flag = file_contains(cfg.compute_server, "--worker-nice");
+  if (!cfg.worker_nice_flag && res[PEER_NICE0].selected)
+    printf("compute_server takes no --worker-nice: hybrid/nice0 is hybrid "
+           "as it is\n");
+  if (cfg.client_nice != 0) {
+    errno = 0;
+    cfg.boosted = setpriority(PRIO_PROCESS, 0, cfg.client_nice) == 0;
+  }
+  if (cfg.fib_n == 0) {
+    calibrate_fib();
+  } else {
+    t0 = stats_now_ns();
+    fib_expect = peer_fib(cfg.fib_n, &no);
+    fib_local_ms = (double)(stats_now_ns() - t0) / 1e6;
+  }
+  snprintf(fib_req, sizeof(fib_req),
+           "GET /fib/%u HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", cfg.fib_n);
+  if (cfg.use_wrk && !have_program(cfg.wrk)) {
+    cfg.use_wrk = 0;
+    printf("wrk: not found (Debian: apt-get install wrk): the wrk runs are "
+           "skipped\n");
+  }
+  if (cfg.use_wrk && access(cfg.wrk_script, R_OK) != 0) {
+    cfg.use_wrk = 0;
+    printf("wrk: no script at %s: the wrk runs are skipped\n", cfg.wrk_script);
+  }
+
+  machine_cpu_model(model, sizeof(model));
+  if (uname(&u) == 0)
+    snprintf(kernel, sizeof(kernel), "%s %s", u.sysname, u.release);
+  else
+    snprintf(kernel, sizeof(kernel), "unknown");
+  load0 = loadavg();
+  printf("bench/server: HTTP servers under /ping and /fib load%s\n",
+         cfg.quick ? " (--quick)" : "");
+  printf("machine: %u cores, %s, %s; load average %.2f at start\n",
+         machine_cores(), model, kernel, load0);
+  printf("workers: %u; /fib/%u takes %.1f ms here; %u /fib connections; "
+         "/ping every %u ms\n",
+         cfg.workers, cfg.fib_n, fib_local_ms, cfg.fib_conns, cfg.interval_ms);
+  if (cfg.boosted)
+    printf("client: one libuv thread at nice %d; servers start at nice 0\n",
+           cfg.client_nice);
+  else
+    printf("client: one libuv thread at nice 0%s\n",
+           cfg.client_nice != 0 ? " (raising its priority was refused)" : "");
+  fflush(stdout);
+  wall0 = stats_now_ns();
+
+  cpu0 = cpu_busy_secs(&ours0);
+  /* hybrid and its variant back to back, so the machine changes least. */
+  run_all();
+  cpu1 = cpu_busy_secs(&ours1);
+  wall = (double)(stats_now_ns() - wall0) / 1e9;
+  load1 = loadavg();
+
+  report_tables();
+  printf("\n== servers ==\n");
+  for (p = 0; p < NPEERS; p++) {
+    if (!res[p].selected)
+      continue;
+    if (!res[p].ran)
+      printf("  %-14s did not run: %s\n", peer_titles[p], res[p].note);
+    else
+      printf("  %-14s errors %u, unanswered at phase ends %u, exit %s%s%s\n",
+             peer_titles[p], res[p].errors, res[p].unfinished,
+             res[p].exit_code == 0  ? "0 after SIGTERM"
+             : res[p].exit_code < 0 ? "NONE: killed after timeout"
+                                    : "non-zero",
+             res[p].note[0] ? "; " : "", res[p].note);
+  }
+  report_targets();
+  for (p = 0; p < NPEERS; p++)
+    if (res[p].selected &&
+        (!res[p].ran || res[p].errors > 0 || res[p].exit_code != 0))
+      broken = 1;
+  others = fmax(0, (cpu1 - cpu0 - (ours1 - ours0)) / wall);
+  printf("\nmachine: load average %.2f at start, %.2f at end; other "
+         "processes used %.2f of %u cores during the run%s\n",
+         load0, load1, others, machine_cores(),
+         others > 0.25 ? ": the machine was busy, figures are noisy" : "");
+  if (cfg.json != NULL)
+    report_json(cfg.json, kernel, load0, load1, others);
+  for (p = 0; p < NPEERS; p++) {
+    free(res[p].idle_lat.v);
+    free(res[p].loaded_lat.v);
+  }
+  uv_loop_close(loop);
+  if (broken)
+    printf("\nsome server did not run, answered wrongly or did not exit "
+           "cleanly: see \"servers\" above\n");
+  return broken ? 1 : 0;
+}

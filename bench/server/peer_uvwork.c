@@ -1,0 +1,362 @@
+/*
+ * peer_uvwork: the libuv-only peer of the server benchmark.
+ *
+ *   peer_uvwork [--port PORT]
+ *
+ * compute_server's design without tandem: one libuv loop owns every
+ * socket, parses with http-parser (peer_http.c), answers /ping at once
+ * and hands /fib/N to libuv's own thread pool with uv_queue_work(); the
+ * after callback answers.  The pool's size is libuv's: 4 threads, or
+ * UV_THREADPOOL_SIZE from the environment (the load driver sets it to
+ * tandem's worker count).  Like compute_server, a connection has at most
+ * one job in flight and parses nothing meanwhile (answers stay in order),
+ * keeps reading so that a reset is noticed, and a job whose client left
+ * is cancelled if it has not started or told to give up if it has.
+ *
+ * Listens on 127.0.0.1 only and prints "listening on 127.0.0.1:PORT".
+ * SIGINT or SIGTERM: stop accepting, close idle connections, answer the
+ * jobs that run with "Connection: close", exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <uv.h>
+
+#include "peer_http.h"
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define READ_CHUNK 16384
+#define IN_HIGH (256 * 1024) /* stop reading with this much unparsed */
+
+typedef struct server_s server_t;
+
+typedef struct conn_s {
+  uv_tcp_t tcp;
+  uv_work_t work;
+  server_t *srv;
+  struct conn_s *prev, *next; /* srv->conns */
+  int refs;                   /* the handle, plus one while a job runs */
+  int busy;                   /* a job is in flight */
+  int closed;
+  int reading;
+  int close_after_write; /* the last answer said "Connection: close" */
+  unsigned writes;       /* answers queued and not yet written */
+  peer_req_t req;
+  char *in;
+  size_t in_off, in_len, in_cap;
+  unsigned fib_n;
+  uint64_t result;
+  atomic_int abandoned;
+} conn_t;
+
+struct server_s {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_signal_t sigint, sigterm;
+  conn_t *conns;
+  int stopping;
+};
+
+typedef struct {
+  uv_write_t req;
+  conn_t *c;
+  char data[PEER_RESPONSE_MAX];
+} wreq_t;
+
+static void conn_process(conn_t *c);
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_unref(conn_t *c) {
+  if (--c->refs > 0)
+    return;
+  free(c->in);
+  free(c);
+}
+
+static void on_closed(uv_handle_t *handle) {
+  conn_unref(handle->data);
+}
+
+static void conn_close(conn_t *c) {
+  server_t *srv = c->srv;
+
+  if (c->closed)
+    return;
+  c->closed = 1;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  if (c->busy) {
+    atomic_store(&c->abandoned, 1);
+    (void)uv_cancel((uv_req_t *)&c->work); /* fails once it runs: fine */
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wreq_t *w = container_of(req, wreq_t, req);
+  conn_t *c = w->c;
+
+  free(w);
+  c->writes--;
+  if (status < 0 || (c->close_after_write && !c->busy && c->writes == 0))
+    conn_close(c);
+}
+
+/* Queues one answer (libuv owns the copy until on_write, as in
+ * compute_server); closes after it when the answer says so. */
+static void conn_send(conn_t *c, const char *data, size_t len, int close) {
+  wreq_t *w;
+  uv_buf_t buf;
+
+  if (c->closed)
+    return;
+  w = malloc(sizeof(*w));
+  if (w == NULL) {
+    conn_close(c);
+    return;
+  }
+  memcpy(w->data, data, len);
+  w->c = c;
+  buf = uv_buf_init(w->data, (unsigned)len);
+  if (close)
+    c->close_after_write = 1;
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+    free(w);
+    conn_close(c);
+    return;
+  }
+  c->writes++;
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+static void on_work(uv_work_t *req) { /* on a libuv pool thread */
+  conn_t *c = container_of(req, conn_t, work);
+
+  c->result = peer_fib(c->fib_n, &c->abandoned);
+}
+
+static void on_after_work(uv_work_t *req, int status) { /* loop thread */
+  conn_t *c = container_of(req, conn_t, work);
+  char out[PEER_RESPONSE_MAX], num[32];
+  size_t len;
+  int close;
+
+  c->busy = 0;
+  if (c->closed) {
+    conn_unref(c);
+    return;
+  }
+  conn_unref(c); /* the handle still holds its reference */
+  close = c->srv->stopping;
+  if (status == UV_ECANCELED) {
+    len = peer_response(out, &c->req, 503, "shutting down\n", 1);
+    close = 1;
+  } else {
+    snprintf(num, sizeof(num), "%llu\n", (unsigned long long)c->result);
+    len = peer_response(out, &c->req, 200, num, close);
+  }
+  conn_send(c, out, len, close || !c->req.keep_alive);
+  conn_process(c);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* Answers the complete requests in the buffer, one at a time, until it
+ * runs dry, a job starts or the connection ends. */
+static void conn_process(conn_t *c) {
+  char out[PEER_RESPONSE_MAX];
+  peer_route_t route;
+  unsigned n = 0;
+  size_t used, len;
+  int r, close;
+
+  while (!c->closed && !c->busy && !c->close_after_write &&
+         c->in_off < c->in_len) {
+    r = peer_req_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
+    c->in_off += used;
+    if (r < 0) {
+      len = peer_response(out, &c->req, 400, "bad request\n", 1);
+      conn_send(c, out, len, 1);
+      break;
+    }
+    if (r == 0)
+      break;
+    route = peer_route(&c->req, &n);
+    close = c->srv->stopping || !c->req.keep_alive;
+    if (route != PEER_ROUTE_FIB) {
+      len = peer_response_simple(out, &c->req, route, close);
+      conn_send(c, out, len, close);
+      continue;
+    }
+    c->fib_n = n;
+    c->result = 0;
+    atomic_store(&c->abandoned, 0);
+    if (uv_queue_work(c->srv->loop, &c->work, on_work, on_after_work) != 0) {
+      len = peer_response(out, &c->req, 503, "cannot queue work\n", 1);
+      conn_send(c, out, len, 1);
+      break;
+    }
+    c->busy = 1;
+    c->refs++;
+  }
+  if (c->in_off == c->in_len) {
+    c->in_off = c->in_len = 0;
+  } else if (c->in_off > 0) {
+    memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_len -= c->in_off;
+    c->in_off = 0;
+  }
+  if (!c->closed && !c->reading && c->in_len < IN_HIGH &&
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    c->reading = 1;
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  conn_t *c = handle->data;
+  size_t cap;
+  char *in;
+
+  (void)suggested;
+  if (c->in_cap - c->in_len < READ_CHUNK / 4) {
+    cap = c->in_len + READ_CHUNK;
+    in = realloc(c->in, cap);
+    if (in == NULL) {
+      *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+      return;
+    }
+    c->in = in;
+    c->in_cap = cap;
+  }
+  *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = stream->data;
+
+  (void)buf;
+  if (nread == 0)
+    return;
+  if (nread < 0) {
+    conn_close(c); /* EOF or reset: a job in flight is dropped */
+    return;
+  }
+  c->in_len += (size_t)nread;
+  conn_process(c);
+  if (!c->closed && c->in_len >= IN_HIGH && c->reading) {
+    uv_read_stop(stream); /* a flood: stop until it is parsed */
+    c->reading = 0;
+  }
+}
+
+/* ----------------------------------------------------------- listening */
+
+static void on_connection(uv_stream_t *listener, int status) {
+  server_t *srv = container_of(listener, server_t, listener);
+  conn_t *c;
+
+  if (status < 0)
+    return;
+  c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return;
+  c->srv = srv;
+  c->refs = 1;
+  uv_tcp_init(srv->loop, &c->tcp);
+  c->tcp.data = c;
+  peer_req_init(&c->req);
+  c->next = srv->conns;
+  if (srv->conns != NULL)
+    srv->conns->prev = c;
+  srv->conns = c;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    conn_close(c);
+    return;
+  }
+  c->reading = 1;
+  uv_tcp_nodelay(&c->tcp, 1);
+}
+
+static void on_signal(uv_signal_t *handle, int signum) {
+  server_t *srv = handle->data;
+  conn_t *c, *next;
+
+  (void)signum;
+  if (srv->stopping)
+    return;
+  srv->stopping = 1;
+  uv_close((uv_handle_t *)&srv->sigint, NULL);
+  uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  uv_close((uv_handle_t *)&srv->listener, NULL);
+  for (c = srv->conns; c != NULL; c = next) {
+    next = c->next;
+    c->close_after_write = 1; /* parse nothing more */
+    if (!c->busy && c->writes == 0)
+      conn_close(c); /* the others close after their last answer */
+  }
+}
+
+int main(int argc, char **argv) {
+  static server_t srv;
+  struct sockaddr_in addr;
+  struct sockaddr_storage name;
+  int len = sizeof(name);
+  unsigned long port = 8080;
+  uv_loop_t loop;
+  char *end;
+  int r;
+
+  if (argc == 3 && strcmp(argv[1], "--port") == 0) {
+    port = strtoul(argv[2], &end, 10);
+    if (*end != '\0' || port > 65535)
+      argc = 0;
+  }
+  if (argc != 1 && argc != 3) {
+    fprintf(stderr, "usage: %s [--port PORT]\n", argv[0]);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (uv_loop_init(&loop) != 0)
+    return 1;
+  srv.loop = &loop;
+  uv_signal_init(&loop, &srv.sigint);
+  uv_signal_init(&loop, &srv.sigterm);
+  srv.sigint.data = &srv;
+  srv.sigterm.data = &srv;
+  uv_signal_start(&srv.sigint, on_signal, SIGINT);
+  uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+
+  uv_ip4_addr("127.0.0.1", (int)port, &addr);
+  uv_tcp_init(&loop, &srv.listener);
+  r = uv_tcp_bind(&srv.listener, (struct sockaddr *)&addr, 0);
+  if (r == 0)
+    r = uv_listen((uv_stream_t *)&srv.listener, 1024, on_connection);
+  if (r == 0)
+    r = uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&name, &len);
+  if (r != 0) {
+    fprintf(stderr, "listen: %s\n", uv_strerror(r));
+    return 1;
+  }
+  printf("listening on 127.0.0.1:%d\n",
+         ntohs(((struct sockaddr_in *)&name)->sin_port));
+  fflush(stdout);
+
+  uv_run(&loop, UV_RUN_DEFAULT);
+  r = uv_loop_close(&loop);
+  if (r != 0) {
+    fprintf(stderr, "uv_loop_close: %s\n", uv_strerror(r));
+    return 1;
+  }
+  return 0;
+}
