@@ -136,6 +136,7 @@ struct tandem_s {
   unsigned handles_open_;      /* loop thread only */
   uint64_t last_activity_;     /* loop thread only */
   uint64_t last_busy_;         /* loop thread only */
+  uint64_t last_drain_;        /* loop thread only */
   /* Written by workers on every completion: a cache line of its own. */
   char pad0_[64];
   void *done_;                 /* completion stack head; atomic */

@@ -15,9 +15,9 @@
  * (no more than there are workers), the loop polls the stack from a uv_idle
  * handle for up to loop_spin_ns after the last activity instead of
  * sleeping in epoll: a round trip then costs no wake-up of the loop thread.
- * So does a busy loop, whose drains keep finding BUSY_BATCH completions or
- * more: it would not sleep anyway, and polling spares the workers their
- * uv_async_send() syscalls.  Otherwise (a few long jobs) the loop sleeps,
+ * So does a busy loop, to which completions keep coming at BUSY_RATE per
+ * microsecond or more: it would not sleep anyway, and polling spares the
+ * workers their uv_async_send() syscalls.  Otherwise (a few long jobs) the loop sleeps,
  * leaves the CPUs to the workers, and completions come home by
  * uv_async_send().  Stopping is a Dekker pair with the pusher: polling_ = 0,
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
@@ -48,7 +48,7 @@ enum {
 };
 
 #define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
-#define BUSY_BATCH 16 /* completions per drain that make a loop "busy" */
+#define BUSY_RATE 1 /* completions per microsecond that make a loop busy */
 
 static bool on_loop_thread(const tandem_t *t) {
   uv_thread_t self = uv_thread_self();
@@ -268,6 +268,21 @@ static void maybe_finish_close(tandem_t *t) {
 
 /* ------------------------------------------------------------ handles */
 
+/* Loop thread, after draining n > 0 completions at `now`: were they
+ * coming in at a rate of BUSY_RATE per microsecond or more since the last
+ * drain?  Such a loop has no time to sleep: it polls (want_polling).  The
+ * size of a batch alone says nothing: a loop that slept long finds a large
+ * one even when jobs are slow. */
+static bool is_busy(tandem_t *t, unsigned n, uint64_t now) {
+  bool busy;
+
+  busy = (uint64_t)n * 1000 >= BUSY_RATE * (now - t->last_drain_);
+  t->last_drain_ = now;
+  if (busy)
+    t->last_busy_ = now;
+  return busy;
+}
+
 static void async_cb(uv_async_t *handle) {
   tandem_t *t = handle->data;
   unsigned rounds;
@@ -285,12 +300,11 @@ static void async_cb(uv_async_t *handle) {
     total = 0;
     for (rounds = 0; rounds < 4 && (n = drain(t)) != 0; rounds++)
       total += n;
-    if (total >= BUSY_BATCH && t->pool->loop_spin_ns != 0 &&
+    if (total != 0 && is_busy(t, total, uv_hrtime()) &&
+        t->pool->loop_spin_ns != 0 &&
         !(t->flags_ & (F_POLLING | F_CLOSING)) &&
-        !tandem__pool_contended(t->pool)) {
-      t->last_busy_ = uv_hrtime();
+        !tandem__pool_contended(t->pool))
       start_polling(t); /* keeps polling_ at 1 */
-    }
     /* Unless a callback started polling (or closed us) meanwhile. */
     if (!(t->flags_ & (F_POLLING | F_CLOSED))) {
       tdm_store_u32(&t->polling_, 0);
@@ -310,10 +324,10 @@ static void idle_cb(uv_idle_t *handle) {
 
   n = drain(t);
   now = uv_hrtime();
-  if (n != 0)
+  if (n != 0) {
     t->last_activity_ = now;
-  if (n >= BUSY_BATCH)
-    t->last_busy_ = now;
+    (void)is_busy(t, n, now);
+  }
   maybe_finish_close(t);
   if (t->flags_ & F_CLOSED)
     return;
