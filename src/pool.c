@@ -451,9 +451,12 @@ static void worker_main(void *arg) {
       }
       sched_yield(); /* let a runnable loop thread have this core */
       now = uv_hrtime();
-      if (now - last > TDM_GAP_NS) {
-        /* We lost the core for a long while: other threads want it, and
-         * spinning now only delays the ones we wait for. */
+      if (now - last > TDM_GAP_NS && tandem__machine_busy(pool->ncpus,
+                                                           pool->nworkers)) {
+        /* We lost the core for a long while, and more threads are
+         * runnable than the cores and our own threads account for:
+         * others want the cores, and spinning only delays the threads we
+         * wait for.  (A gap alone may be our own busy loop thread.) */
         tandem__pool_note_contention(pool, now);
       } else if (now < deadline) {
         last = now;
@@ -561,7 +564,8 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   pool->max_spinning = pool->nworkers / 2 != 0 ? pool->nworkers / 2 : 1;
   /* With no core to spare for a loop thread, a spinner offers its core at
    * every look for work: a runnable loop thread then gets it at once. */
-  pool->yield_every = pool->nworkers >= online_cpus() ? 1 : YIELD_EVERY;
+  pool->ncpus = online_cpus();
+  pool->yield_every = pool->nworkers >= pool->ncpus ? 1 : YIELD_EVERY;
   pool->worker_spin_ns = spin_ns(opts->worker_spin_us);
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
   pool->worker_nice = opts->worker_nice;

@@ -81,6 +81,7 @@ struct tandem_pool_s {
   unsigned nworkers;
   unsigned max_spinning;
   unsigned yield_every;           /* spin iterations between sched_yield() */
+  unsigned ncpus;                 /* online CPUs when the pool was made */
   uint64_t worker_spin_ns;
   uint64_t loop_spin_ns;
   int worker_nice;

@@ -5,6 +5,8 @@
 #include "renice.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,4 +28,27 @@ int tandem__thread_renice(int nice) {
   if (setpriority(PRIO_PROCESS, (id_t)tid, now + nice) != 0)
     return -errno;
   return 0;
+}
+
+int tandem__machine_busy(unsigned ncpus, unsigned own) {
+  char buf[128];
+  unsigned running;
+  unsigned limit;
+  ssize_t n;
+  int fd;
+
+  /* "0.42 0.31 0.25 3/214 12345": the fourth field counts the runnable
+   * threads (this one included). */
+  fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  if (sscanf(buf, "%*s %*s %*s %u/", &running) != 1)
+    return 0;
+  limit = ncpus > own + 1 ? ncpus : own + 1;
+  return running > limit;
 }

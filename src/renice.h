@@ -1,5 +1,6 @@
 /*
- * renice.h: scheduling hints for worker threads.
+ * renice.h: scheduling hints for worker threads, and a look at how busy
+ * the machine is.
  */
 #ifndef TANDEM_RENICE_H
 #define TANDEM_RENICE_H
@@ -8,5 +9,10 @@
  * thread), so that on a busy machine the kernel prefers the loop thread
  * when it wakes.  Returns 0 or a negative libuv error code. */
 int tandem__thread_renice(int nice);
+
+/* Any thread: are more threads runnable on the machine right now than
+ * the `ncpus` cores, or than `own` threads of ours plus a loop thread
+ * would make?  Reads /proc/loadavg; false when it cannot. */
+int tandem__machine_busy(unsigned ncpus, unsigned own);
 
 #endif /* TANDEM_RENICE_H */
