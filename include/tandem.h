@@ -50,21 +50,21 @@ typedef void (*tandem_range_cb)(size_t lo, size_t hi, void *ctx);
 
 /* Options for tandem_pool_new().  A zeroed struct (or NULL) means defaults. */
 typedef struct tandem_options_s {
-  unsigned workers;       /* worker threads; 0 = one per online CPU */
-  int worker_spin_us;     /* how long an idle worker looks for work before it
-                             parks; 0 = default (50), < 0 = park at once */
-  int loop_spin_us;       /* how long a loop thread polls for completions of
-                             a small batch of jobs before it sleeps in epoll;
-                             0 = default (50), < 0 = never poll */
-  unsigned queue_size;    /* slots in the injection queue (rounded up to a
-                             power of two); 0 = default (65536).  When it
-                             is full, jobs wait on an unbounded overflow
-                             list: queueing never blocks */
-  size_t stack_size;      /* worker stack in bytes; 0 = default (8 MiB) */
-  int worker_nice;        /* added to each worker's nice value (Linux sets
-                             it per thread); e.g. 5 makes the kernel prefer
-                             a loop thread that wakes on a busy machine;
-                             0 = unchanged.  Lowering it needs privilege. */
+  unsigned workers;    /* worker threads; 0 = one per online CPU */
+  int worker_spin_us;  /* how long an idle worker looks for work before it
+                          parks; 0 = default (50), < 0 = park at once */
+  int loop_spin_us;    /* how long a loop thread polls for completions of
+                          a small batch of jobs before it sleeps in epoll;
+                          0 = default (50), < 0 = never poll */
+  unsigned queue_size; /* slots in the injection queue (rounded up to a
+                          power of two); 0 = default (65536).  When it
+                          is full, jobs wait on an unbounded overflow
+                          list: queueing never blocks */
+  size_t stack_size;   /* worker stack in bytes; 0 = default (8 MiB) */
+  int worker_nice;     /* added to each worker's nice value (Linux sets
+                          it per thread); e.g. 5 makes the kernel prefer
+                          a loop thread that wakes on a busy machine;
+                          0 = unchanged.  Lowering it needs privilege. */
 } tandem_options_t;
 
 /* Makes a pool and starts its workers.  Any thread.  Returns 0 and sets
@@ -91,12 +91,12 @@ TANDEM_EXTERN unsigned tandem_pool_workers(const tandem_pool_t *pool);
 #define TANDEM_STATS_MAX_WORKERS 64
 
 typedef struct tandem_worker_stats_s {
-  uint64_t jobs;      /* work callbacks and fork-join tasks run */
-  uint64_t steals;    /* items taken from another worker's deque */
-  uint64_t injected;  /* items taken from the injection queue */
-  uint64_t parks;     /* times the worker went to sleep */
-  uint64_t wakeups;   /* times a submitter woke it up */
-  uint64_t depth;     /* items on its deque now */
+  uint64_t jobs;     /* work callbacks and fork-join tasks run */
+  uint64_t steals;   /* items taken from another worker's deque */
+  uint64_t injected; /* items taken from the injection queue */
+  uint64_t parks;    /* times the worker went to sleep */
+  uint64_t wakeups;  /* times a submitter woke it up */
+  uint64_t depth;    /* items on its deque now */
 } tandem_worker_stats_t;
 
 typedef struct tandem_stats_s {
@@ -118,32 +118,32 @@ TANDEM_EXTERN int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out);
 /* A handle joining one uv loop to one pool.  Caller-owned; valid from
  * tandem_init() until its close callback has run. */
 struct tandem_s {
-  void *data;                  /* public */
+  void *data; /* public */
   /* read-only */
   uv_loop_t *loop;
   tandem_pool_t *pool;
   /* private */
-  uv_async_t async_;           /* completions wake the loop through it */
-  uv_idle_t idle_;             /* polls for completions when one is near */
-  uv_thread_t thread_;         /* the loop's thread */
+  uv_async_t async_;   /* completions wake the loop through it */
+  uv_idle_t idle_;     /* polls for completions when one is near */
+  uv_thread_t thread_; /* the loop's thread */
   tandem_close_cb close_cb_;
   /* Written by the loop thread (and by other submitting threads). */
-  unsigned inflight_;          /* queued from other threads and not yet
-                                  called back, plus a closing bit; atomic */
-  unsigned loop_pending_;      /* queued from the loop thread (these keep
-                                  uv_run alive); loop thread only */
-  unsigned flags_;             /* loop thread only */
-  unsigned handles_open_;      /* loop thread only */
-  uint64_t last_activity_;     /* loop thread only */
-  uint64_t last_busy_;         /* loop thread only */
-  uint64_t last_drain_;        /* loop thread only */
+  unsigned inflight_;      /* queued from other threads and not yet
+                              called back, plus a closing bit; atomic */
+  unsigned loop_pending_;  /* queued from the loop thread (these keep
+                              uv_run alive); loop thread only */
+  unsigned flags_;         /* loop thread only */
+  unsigned handles_open_;  /* loop thread only */
+  uint64_t last_activity_; /* loop thread only */
+  uint64_t last_busy_;     /* loop thread only */
+  uint64_t last_drain_;    /* loop thread only */
   /* Written by workers on every completion: a cache line of its own. */
   char pad0_[64];
-  void *done_;                 /* completion stack head; atomic */
+  void *done_; /* completion stack head; atomic */
   char pad1_[64 - sizeof(void *)];
   /* Read by workers on every job, written rarely: its own line too. */
-  unsigned polling_;           /* the loop polls for completions; atomic */
-  unsigned closing_;           /* tandem_close() was called; atomic */
+  unsigned polling_; /* the loop polls for completions; atomic */
+  unsigned closing_; /* tandem_close() was called; atomic */
   char pad2_[64 - 2 * sizeof(unsigned)];
   void *reserved_[4];
 };
@@ -152,15 +152,15 @@ struct tandem_s {
  * struct; queueing it allocates nothing.  A request may be queued again
  * from its after callback, or any time after that. */
 struct tandem_work_s {
-  void *data;                  /* public */
+  void *data; /* public */
   /* read-only */
-  tandem_t *tandem;            /* the handle it was last queued on */
+  tandem_t *tandem; /* the handle it was last queued on */
   /* private: the first cache line holds all a round trip touches */
   tandem_work_cb work_cb_;
   tandem_after_work_cb after_cb_;
-  void *next_;                 /* completion stack link */
-  void *cell_;                 /* injection cell while queued there */
-  unsigned state_;             /* queued, running, done, finished; atomic */
+  void *next_;     /* completion stack link */
+  void *cell_;     /* injection cell while queued there */
+  unsigned state_; /* queued, running, done, finished; atomic */
   int status_;
   int from_loop_;
   /* private: tandem_parallel_for_async's arguments */
@@ -217,7 +217,7 @@ TANDEM_EXTERN void tandem_join(void (*a)(void *), void *a_arg,
 
 /* A caller-owned task for a group; spawning it allocates nothing. */
 struct tandem_task_s {
-  void *data;                  /* public */
+  void *data; /* public */
   /* private */
   tandem_task_cb fn_;
   tandem_group_t *group_;
@@ -228,7 +228,7 @@ struct tandem_task_s {
 struct tandem_group_s {
   /* private */
   tandem_pool_t *pool_;
-  int pending_;                /* atomic: spawned and not finished */
+  int pending_; /* atomic: spawned and not finished */
   int waiting_;
   void *reserved_[2];
 };

@@ -22,13 +22,19 @@
 
 #define TDM_SC __ATOMIC_SEQ_CST
 
-#define TDM_DEFINE(T, S)                                                      \
-  static inline T tdm_load_##S(const T *p) { return __atomic_load_n(p, TDM_SC); } \
-  static inline void tdm_store_##S(T *p, T v) { __atomic_store_n(p, v, TDM_SC); } \
-  static inline bool tdm_cas_##S(T *p, T old, T nv) {                         \
-    return __atomic_compare_exchange_n(p, &old, nv, false, TDM_SC, TDM_SC);   \
-  }                                                                           \
-  static inline T tdm_fas_##S(T *p, T v) { return __atomic_exchange_n(p, v, TDM_SC); }
+#define TDM_DEFINE(T, S)                                                       \
+  static inline T tdm_load_##S(const T *p) {                                   \
+    return __atomic_load_n(p, TDM_SC);                                         \
+  }                                                                            \
+  static inline void tdm_store_##S(T *p, T v) {                                \
+    __atomic_store_n(p, v, TDM_SC);                                            \
+  }                                                                            \
+  static inline bool tdm_cas_##S(T *p, T old, T nv) {                          \
+    return __atomic_compare_exchange_n(p, &old, nv, false, TDM_SC, TDM_SC);    \
+  }                                                                            \
+  static inline T tdm_fas_##S(T *p, T v) {                                     \
+    return __atomic_exchange_n(p, v, TDM_SC);                                  \
+  }
 
 TDM_DEFINE(uint64_t, 64)
 TDM_DEFINE(uint32_t, u32)
@@ -57,14 +63,20 @@ static inline void tdm_fence_release(void) {}
  * that the normal build fences (and TSan does not model fences). */
 static inline void tdm_fence_sc(void) {}
 static inline void tdm_fence_sc_loads(void) {}
-static inline void tdm_pause(void) { __builtin_ia32_pause(); }
+static inline void tdm_pause(void) {
+  __builtin_ia32_pause();
+}
 
 #else /* !TANDEM_TSAN */
 
 #include <ck_pr.h>
 
-static inline uint64_t tdm_load_64(const uint64_t *p) { return ck_pr_load_64(p); }
-static inline void tdm_store_64(uint64_t *p, uint64_t v) { ck_pr_store_64(p, v); }
+static inline uint64_t tdm_load_64(const uint64_t *p) {
+  return ck_pr_load_64(p);
+}
+static inline void tdm_store_64(uint64_t *p, uint64_t v) {
+  ck_pr_store_64(p, v);
+}
 static inline bool tdm_cas_64(uint64_t *p, uint64_t old, uint64_t nv) {
   return ck_pr_cas_64(p, old, nv);
 }
@@ -74,8 +86,12 @@ static inline uint64_t tdm_fas_64(uint64_t *p, uint64_t v) {
 static inline uint64_t tdm_faa_64(uint64_t *p, uint64_t d) {
   return ck_pr_faa_64(p, d);
 }
-static inline uint32_t tdm_load_u32(const uint32_t *p) { return ck_pr_load_32(p); }
-static inline void tdm_store_u32(uint32_t *p, uint32_t v) { ck_pr_store_32(p, v); }
+static inline uint32_t tdm_load_u32(const uint32_t *p) {
+  return ck_pr_load_32(p);
+}
+static inline void tdm_store_u32(uint32_t *p, uint32_t v) {
+  ck_pr_store_32(p, v);
+}
 static inline bool tdm_cas_u32(uint32_t *p, uint32_t old, uint32_t nv) {
   return ck_pr_cas_32(p, old, nv);
 }
@@ -88,13 +104,21 @@ static inline uint32_t tdm_faa_u32(uint32_t *p, uint32_t d) {
 static inline void *tdm_load_ptr(void *const *p) {
   return ck_pr_md_load_ptr(p);
 }
-static inline void tdm_store_ptr(void **p, void *v) { ck_pr_store_ptr(p, v); }
+static inline void tdm_store_ptr(void **p, void *v) {
+  ck_pr_store_ptr(p, v);
+}
 static inline bool tdm_cas_ptr(void **p, void *old, void *nv) {
   return ck_pr_cas_ptr(p, old, nv);
 }
-static inline void *tdm_fas_ptr(void **p, void *v) { return ck_pr_fas_ptr(p, v); }
-static inline void tdm_fence_acquire(void) { ck_pr_fence_acquire(); }
-static inline void tdm_fence_release(void) { ck_pr_fence_release(); }
+static inline void *tdm_fas_ptr(void **p, void *v) {
+  return ck_pr_fas_ptr(p, v);
+}
+static inline void tdm_fence_acquire(void) {
+  ck_pr_fence_acquire();
+}
+static inline void tdm_fence_release(void) {
+  ck_pr_fence_release();
+}
 #if defined(__x86_64__)
 /* A locked add to the top of the stack is a full barrier for ordinary
  * memory, like mfence, and cheaper on current x86-64 cores (Linux's smp_mb
@@ -103,7 +127,9 @@ static inline void tdm_fence_sc(void) {
   __asm__ __volatile__("lock; addl $0,-8(%%rsp)" ::: "memory", "cc");
 }
 #else
-static inline void tdm_fence_sc(void) { ck_pr_fence_memory(); }
+static inline void tdm_fence_sc(void) {
+  ck_pr_fence_memory();
+}
 #endif
 /* A seq_cst fence between two loads.  Loads are not reordered with loads on
  * a TSO machine (x86-64), where this is a compiler barrier only. */
@@ -114,7 +140,9 @@ static inline void tdm_fence_sc_loads(void) {
   ck_pr_fence_memory();
 #endif
 }
-static inline void tdm_pause(void) { ck_pr_stall(); }
+static inline void tdm_pause(void) {
+  ck_pr_stall();
+}
 
 #endif /* TANDEM_TSAN */
 

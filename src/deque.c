@@ -15,8 +15,8 @@
 #include <uv.h>
 
 struct tdm_deque_array_s {
-  uint64_t mask;               /* capacity - 1, capacity a power of two */
-  tdm_deque_array_t *prev;     /* next older retired array */
+  uint64_t mask;           /* capacity - 1, capacity a power of two */
+  tdm_deque_array_t *prev; /* next older retired array */
   void *slot[];
 };
 
@@ -62,8 +62,7 @@ static tdm_deque_array_t *grow(tdm_deque_t *dq, tdm_deque_array_t *a,
   if (n == NULL)
     return NULL;
   for (i = t; i != b; i++)
-    tdm_store_ptr(&n->slot[i & n->mask],
-                  tdm_load_ptr(&a->slot[i & a->mask]));
+    tdm_store_ptr(&n->slot[i & n->mask], tdm_load_ptr(&a->slot[i & a->mask]));
   /* Release: a thief that loads the new array sees the copied slots. */
   tdm_store_rel_ptr((void **)&dq->array, n);
   a->prev = dq->retired;

@@ -69,8 +69,8 @@ static void group_task_run(tdm_frame_t *f) {
   tandem_group_t *g;
   tandem_pool_t *pool;
 
-  task = (tandem_task_t *)(void *)((char *)f -
-                                   offsetof(tandem_task_t, reserved_));
+  task =
+      (tandem_task_t *)(void *)((char *)f - offsetof(tandem_task_t, reserved_));
   g = task->group_;
   pool = g->pool_; /* read before the decrement: g may be gone after it */
   task->fn_(task);
@@ -202,7 +202,7 @@ void tandem_join(void (*a)(void *), void *a_arg, void (*b)(void *),
 typedef struct pfor_s {
   tandem_range_cb body;
   void *ctx;
-  size_t grain;  /* split down to this size; with lazy, the chunk size */
+  size_t grain; /* split down to this size; with lazy, the chunk size */
   int lazy;
 } pfor_t;
 

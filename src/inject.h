@@ -18,16 +18,16 @@
 #include "atomic.h"
 
 typedef struct tdm_cell_s {
-  uint64_t seq;  /* pos: free for the producer of pos; pos+1: holds item */
-  void *item;    /* the item, NULL once claimed, tombstone once cancelled */
-  void *owner;   /* who queued it (a tandem_t), for tdm_inject_cancel_owned */
+  uint64_t seq; /* pos: free for the producer of pos; pos+1: holds item */
+  void *item;   /* the item, NULL once claimed, tombstone once cancelled */
+  void *owner;  /* who queued it (a tandem_t), for tdm_inject_cancel_owned */
   void *pad;
 } tdm_cell_t;
 
 typedef struct tdm_inject_s {
-  uint64_t enq TDM_ALIGNED;    /* next position to fill (producers CAS) */
-  uint64_t deq TDM_ALIGNED;    /* next position to drain (consumers CAS) */
-  uint64_t tombs;              /* cancelled items not yet skipped */
+  uint64_t enq TDM_ALIGNED; /* next position to fill (producers CAS) */
+  uint64_t deq TDM_ALIGNED; /* next position to drain (consumers CAS) */
+  uint64_t tombs;           /* cancelled items not yet skipped */
   tdm_cell_t *cells TDM_ALIGNED;
   uint64_t mask;
 } tdm_inject_t;

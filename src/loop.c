@@ -17,8 +17,8 @@
  * sleeping in epoll: a round trip then costs no wake-up of the loop thread.
  * So does a busy loop, to which completions keep coming at BUSY_RATE per
  * microsecond or more: it would not sleep anyway, and polling spares the
- * workers their uv_async_send() syscalls.  Otherwise (a few long jobs) the loop sleeps,
- * leaves the CPUs to the workers, and completions come home by
+ * workers their uv_async_send() syscalls.  Otherwise (a few long jobs) the loop
+ * sleeps, leaves the CPUs to the workers, and completions come home by
  * uv_async_send().  Stopping is a Dekker pair with the pusher: polling_ = 0,
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
@@ -39,16 +39,16 @@
 #include <string.h>
 
 enum {
-  F_CLOSING = 1, /* tandem_close() called */
-  F_CLOSED = 2,  /* its handles are being closed */
-  F_POLLING = 4, /* the idle handle is running */
-  F_REF = 8,     /* the async handle keeps the loop alive */
+  F_CLOSING = 1,   /* tandem_close() called */
+  F_CLOSED = 2,    /* its handles are being closed */
+  F_POLLING = 4,   /* the idle handle is running */
+  F_REF = 8,       /* the async handle keeps the loop alive */
   F_DRAINING = 16, /* running after callbacks: submits defer their wake */
-  F_KICK = 32    /* a deferred submit is waiting for tandem__pool_kick */
+  F_KICK = 32      /* a deferred submit is waiting for tandem__pool_kick */
 };
 
 #define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
-#define BUSY_RATE 1 /* completions per microsecond that make a loop busy */
+#define BUSY_RATE 1   /* completions per microsecond that make a loop busy */
 
 static bool on_loop_thread(const tandem_t *t) {
   uv_thread_t self = uv_thread_self();
@@ -301,8 +301,7 @@ static void async_cb(uv_async_t *handle) {
     for (rounds = 0; rounds < 4 && (n = drain(t)) != 0; rounds++)
       total += n;
     if (total != 0 && is_busy(t, total, uv_hrtime()) &&
-        t->pool->loop_spin_ns != 0 &&
-        !(t->flags_ & (F_POLLING | F_CLOSING)) &&
+        t->pool->loop_spin_ns != 0 && !(t->flags_ & (F_POLLING | F_CLOSING)) &&
         !tandem__pool_contended(t->pool))
       start_polling(t); /* keeps polling_ at 1 */
     /* Unless a callback started polling (or closed us) meanwhile. */
@@ -399,8 +398,8 @@ void tandem_close(tandem_t *t, tandem_close_cb cb) {
   maybe_finish_close(t);
 }
 
-int tandem_queue_work(tandem_t *t, tandem_work_t *req,
-                      tandem_work_cb work_cb, tandem_after_work_cb after_cb) {
+int tandem_queue_work(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
+                      tandem_after_work_cb after_cb) {
   return tandem__queue_work_with(t, req, work_cb, after_cb, NULL, NULL);
 }
 
@@ -451,8 +450,7 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   if (from_loop) {
     t->loop_pending_++;
     update_ref(t);
-    if (t->pool->loop_spin_ns != 0 &&
-        t->loop_pending_ <= t->pool->nworkers &&
+    if (t->pool->loop_spin_ns != 0 && t->loop_pending_ <= t->pool->nworkers &&
         !(t->flags_ & F_POLLING) && !tandem__pool_contended(t->pool)) {
       t->last_activity_ = uv_hrtime();
       start_polling(t);

@@ -41,8 +41,8 @@ static void fx_wait64(const struct ck_ec_wait_state *state,
 
 static void fx_wake32(const struct ck_ec_ops *ops, const uint32_t *addr) {
   (void)ops;
-  syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
-          NULL, 0);
+  syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL, NULL,
+          0);
 }
 
 static void fx_wake64(const struct ck_ec_ops *ops, const uint64_t *addr) {
@@ -51,17 +51,17 @@ static void fx_wake64(const struct ck_ec_ops *ops, const uint64_t *addr) {
 }
 
 static const struct ck_ec_ops futex_ops = {
-  .gettime = fx_gettime,
-  .wait32 = fx_wait32,
-  .wait64 = fx_wait64,
-  .wake32 = fx_wake32,
-  .wake64 = fx_wake64,
+    .gettime = fx_gettime,
+    .wait32 = fx_wait32,
+    .wait64 = fx_wait64,
+    .wake32 = fx_wake32,
+    .wake64 = fx_wake64,
 };
 
 /* Several threads may wake one worker. */
 static const struct ck_ec_mode park_mode = {
-  .ops = &futex_ops,
-  .single_producer = false,
+    .ops = &futex_ops,
+    .single_producer = false,
 };
 
 static struct ck_ec32 *ec(tdm_parker_t *p) {

@@ -242,8 +242,7 @@ void tandem__pool_kick(tandem_pool_t *pool) {
 int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f) {
   int err;
 
-  err = tdm_deque_push_owner(&w->dq,
-                             (void *)((uintptr_t)f | TDM_ITEM_FRAME));
+  err = tdm_deque_push_owner(&w->dq, (void *)((uintptr_t)f | TDM_ITEM_FRAME));
   if (err != 0)
     return err;
   if (tdm_load_u32(&w->pool->nsleeping) != 0)
@@ -266,7 +265,6 @@ bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f) {
 }
 
 /* -------------------------------------------------------------- running */
-
 
 static void run_item(tdm_worker_t *w, void *item) {
   tdm_frame_t *f;
@@ -451,8 +449,8 @@ static void worker_main(void *arg) {
       }
       sched_yield(); /* let a runnable loop thread have this core */
       now = uv_hrtime();
-      if (now - last > TDM_GAP_NS && tandem__machine_busy(pool->ncpus,
-                                                           pool->nworkers)) {
+      if (now - last > TDM_GAP_NS &&
+          tandem__machine_busy(pool->ncpus, pool->nworkers)) {
         /* We lost the core for a long while, and more threads are
          * runnable than the cores and our own threads account for:
          * others want the cores, and spinning only delays the threads we
@@ -473,9 +471,9 @@ static void worker_main(void *arg) {
        * woke it.  A worker that just ran a job spins the full time. */
       spinning = true;
       last = uv_hrtime();
-      deadline = last + (pool->worker_spin_ns < WOKEN_SPIN_NS
-                             ? pool->worker_spin_ns
-                             : WOKEN_SPIN_NS);
+      deadline =
+          last + (pool->worker_spin_ns < WOKEN_SPIN_NS ? pool->worker_spin_ns
+                                                       : WOKEN_SPIN_NS);
       iter = 0;
     }
   }

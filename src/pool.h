@@ -23,17 +23,17 @@
 typedef struct tdm_frame_s tdm_frame_t;
 struct tdm_frame_s {
   void (*run)(tdm_frame_t *f);
-  void *next;                     /* overflow stack link */
+  void *next; /* overflow stack link */
 };
 
 /* A request's life, in req->state_.  In-flight values are unlikely bit
  * patterns so that an uninitialised request (as uv_work_t may be) is taken
  * for idle, not for busy. */
 enum {
-  TDM_REQ_QUEUED = 0x7a6d0001u,   /* in a queue, may be cancelled */
-  TDM_REQ_RUNNING = 0x7a6d0002u,  /* a worker runs work_cb */
-  TDM_REQ_DONE = 0x7a6d0003u,     /* on the completion stack */
-  TDM_REQ_FINISHED = 0x7a6d0004u  /* after callback called: idle again */
+  TDM_REQ_QUEUED = 0x7a6d0001u,  /* in a queue, may be cancelled */
+  TDM_REQ_RUNNING = 0x7a6d0002u, /* a worker runs work_cb */
+  TDM_REQ_DONE = 0x7a6d0003u,    /* on the completion stack */
+  TDM_REQ_FINISHED = 0x7a6d0004u /* after callback called: idle again */
 };
 
 static inline bool tandem__req_in_flight(const tandem_work_t *req) {
@@ -45,15 +45,15 @@ static inline bool tandem__req_in_flight(const tandem_work_t *req) {
 #define TDM_CLOSING_BIT 0x80000000u
 
 typedef struct tdm_worker_s {
-  tdm_deque_t dq;                 /* own deque (cache-line aligned inside) */
+  tdm_deque_t dq; /* own deque (cache-line aligned inside) */
   tandem_pool_t *pool;
   unsigned index;
-  uint64_t rng;                   /* victim selection, owner only */
+  uint64_t rng; /* victim selection, owner only */
   uv_thread_t thread;
   /* Written by other threads: a line of their own. */
   tdm_parker_t parker TDM_ALIGNED;
-  uint32_t sleeping;              /* 1 while parked; a waker CASes it to 0 */
-  tandem_t *sending_to;           /* set while completing into a tandem_t */
+  uint32_t sleeping;    /* 1 while parked; a waker CASes it to 0 */
+  tandem_t *sending_to; /* set while completing into a tandem_t */
   /* Counters: written by the owner only, read by tandem_pool_stats. */
   uint64_t jobs TDM_ALIGNED;
   uint64_t steals;
@@ -71,17 +71,17 @@ struct tandem_pool_s {
   uint32_t ext_senders;           /* non-worker threads completing a job */
   uint32_t wake_cursor;
   uint64_t cancelled;
-  uint64_t contended_until;       /* no spinning or polling before then */
-  void *overflow TDM_ALIGNED;     /* items that found the ring full: a
-                                     Treiber stack, linked through the
-                                     items themselves */
-  tdm_parker_t group_done;        /* moved when a group's last task ends */
+  uint64_t contended_until;   /* no spinning or polling before then */
+  void *overflow TDM_ALIGNED; /* items that found the ring full: a
+                                 Treiber stack, linked through the
+                                 items themselves */
+  tdm_parker_t group_done;    /* moved when a group's last task ends */
   /* Read-only after creation. */
   tdm_worker_t *workers TDM_ALIGNED;
   unsigned nworkers;
   unsigned max_spinning;
-  unsigned yield_every;           /* spin iterations between sched_yield() */
-  unsigned ncpus;                 /* online CPUs when the pool was made */
+  unsigned yield_every; /* spin iterations between sched_yield() */
+  unsigned ncpus;       /* online CPUs when the pool was made */
   uint64_t worker_spin_ns;
   uint64_t loop_spin_ns;
   int worker_nice;
@@ -96,9 +96,10 @@ extern _Thread_local tdm_worker_t *tandem__self;
  * injection queue, waiting for room when it is full; then wakes a worker if
  * none is looking.  *cellp (may be NULL) gets the injection cell, or NULL
  * for a deque; `owner` (a tandem_t or NULL) is recorded with it so that
- * tandem_close() can take back its queued jobs.  With `defer`, an item that goes to the injection queue
- * wakes nobody: the caller promises a tandem__pool_kick() soon (the loop
- * thread does so once per batch of after callbacks). */
+ * tandem_close() can take back its queued jobs.  With `defer`, an item that
+ * goes to the injection queue wakes nobody: the caller promises a
+ * tandem__pool_kick() soon (the loop thread does so once per batch of after
+ * callbacks). */
 void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
                          void **cellp, bool defer);
 
