@@ -38,12 +38,15 @@ int tandem__machine_busy(unsigned ncpus, unsigned own) {
   int fd;
 
   /* "0.42 0.31 0.25 3/214 12345": the fourth field counts the runnable
-   * threads (this one included). */
-  fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+   * threads (this one included).  Raw syscalls: libuv closes its fds with
+   * raw syscalls too, and ThreadSanitizer, seeing our open() reuse a number
+   * whose close it never saw, would report a race on the descriptor. */
+  fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/loadavg",
+                    O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return 0;
-  n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
+  n = (ssize_t)syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+  (void)syscall(SYS_close, fd);
   if (n <= 0)
     return 0;
   buf[n] = '\0';
