@@ -68,7 +68,8 @@ typedef struct tandem_options_s {
 } tandem_options_t;
 
 /* Makes a pool and starts its workers.  Any thread.  Returns 0 and sets
- * *pool, UV_EINVAL for a NULL pool or an option out of range, UV_ENOMEM, or
+ * *pool, UV_EINVAL for a NULL pool or an option out of range (workers over
+ * 4096, queue_size over 2^30, worker_nice outside -39..39), UV_ENOMEM, or
  * the error of a failed thread creation. */
 TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
                                   const tandem_options_t *opts);
