@@ -28,7 +28,7 @@ static void help_until_zero(tdm_worker_t *w, const uint32_t *count) {
 
   /* Acquire: whatever the finished work wrote is visible after. */
   while (tdm_load_acq_u32(count) != 0) {
-    if (tandem__pool_run_one(w, false)) {
+    if (tandem__pool_help_one(w)) {
       idle = 0;
       continue;
     }

@@ -39,9 +39,13 @@
  * for work that another took looks for only 4 us.  A spinner calls
  * sched_yield() between looks -- at every look when the pool has as many
  * workers as the machine has cores -- so a runnable loop thread gets the
- * core at once instead of waiting out a time slice.  Then it parks on its
- * own event count (park.c): snapshot, sleeping = 1, nsleeping++ (a full
- * barrier), re-check every queue, and only then wait on the snapshot.  A
+ * core at once instead of waiting out a time slice.  If a yield costs it the
+ * core for over 500 us while more threads are runnable than the machine
+ * has cores (other processes want them), nobody in the pool spins or polls
+ * for 20 ms: spinning would only delay the threads we wait for.  Then it
+ * parks on its own event count (park.c): snapshot, sleeping = 1,
+ * nsleeping++ (a full barrier), re-check every queue, and only then wait
+ * on the snapshot.  A
  * submitter publishes its item, issues a full fence, and wakes a worker
  * only if no worker is spinning and one sleeps; it first CASes nspinning
  * from 0 to 1 on the woken worker's behalf, so a burst of submissions wakes
@@ -330,10 +334,10 @@ static void *find_work(tdm_worker_t *w, bool from_inject) {
   return steal_any(w);
 }
 
-bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject) {
+bool tandem__pool_help_one(tdm_worker_t *w) {
   void *item;
 
-  item = find_work(w, from_inject);
+  item = find_work(w, false);
   if (item == NULL)
     return false;
   run_item(w, item);

@@ -115,10 +115,11 @@ int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f);
  * Returns true when the caller must run it itself. */
 bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f);
 
-/* Worker only: finds and runs one item: own deque, then (when
- * `from_inject`) the injection queue, then stealing.  Returns false when
- * it found nothing. */
-bool tandem__pool_run_one(tdm_worker_t *w, bool from_inject);
+/* Worker only, while it waits in a join or a group: finds and runs one
+ * item from its own deque or by stealing -- never from the injection queue,
+ * so a long unrelated job cannot stall the wait.  Returns false when it
+ * found nothing. */
+bool tandem__pool_help_one(tdm_worker_t *w);
 
 /* Runs a job's work callback (or cancels it if its tandem_t is closing)
  * and hands it to its loop's completion stack. */
