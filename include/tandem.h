@@ -126,6 +126,7 @@ struct tandem_s {
   /* private */
   uv_async_t async_;   /* completions wake the loop through it */
   uv_idle_t idle_;     /* polls for completions when one is near */
+  uv_timer_t timer_;   /* drains a deep backlog's completions each tick */
   uv_thread_t thread_; /* the loop's thread */
   tandem_close_cb close_cb_;
   /* Written by the loop thread (and by other submitting threads). */
@@ -138,6 +139,8 @@ struct tandem_s {
   uint64_t last_activity_; /* loop thread only */
   uint64_t last_busy_;     /* loop thread only */
   uint64_t last_drain_;    /* loop thread only */
+  uint64_t gap_ns_;        /* ns between completions, averaged; loop
+                              thread only */
   /* Written by workers on every completion: a cache line of its own. */
   char pad0_[64];
   void *done_; /* completion stack head; atomic */

@@ -23,6 +23,14 @@
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
  *
+ * Batching.  A loop with a deep backlog of its own jobs (enough to keep
+ * the workers busy for BATCH_BACKLOG_NS at the rate they complete) needs
+ * no prompt wake-up: it sets polling_ and drains from a timer every
+ * BATCH_TICK_MS.  On a small machine every wake-up of the loop thread
+ * interrupts a worker's job (on the 2-core VM: ~15k wake-ups a second at
+ * 10 us jobs, a third of a CPU); a tick costs one per millisecond.
+ * Leaving batching is stop_polling's Dekker pair again.
+ *
  * Counting.  Jobs queued from the loop thread are counted in loop_pending_
  * (plain: only the loop thread touches it); jobs from other threads in
  * inflight_, atomically, beside a closing bit that makes them fail.
@@ -44,11 +52,22 @@ enum {
   F_POLLING = 4,   /* the idle handle is running */
   F_REF = 8,       /* the async handle keeps the loop alive */
   F_DRAINING = 16, /* running after callbacks: submits defer their wake */
-  F_KICK = 32      /* a deferred submit is waiting for tandem__pool_kick */
+  F_KICK = 32,     /* a deferred submit is waiting for tandem__pool_kick */
+  F_BATCHING = 64  /* the timer drains completions; no async wake-ups */
 };
 
 #define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
 #define BUSY_RATE 1   /* completions per microsecond that make a loop busy */
+/* A loop whose own jobs in flight would keep the workers busy for
+ * BATCH_BACKLOG_NS or more (at the rate they have been completing), and
+ * number at least BATCH_MIN_JOBS, drains them every BATCH_TICK_MS from a
+ * timer instead of being woken per batch: on a small machine each wake-up
+ * of the loop thread costs a worker tens of microseconds of its CPU.  A
+ * completion then waits at most one tick, a fraction of the time a newly
+ * queued job waits behind that backlog anyway. */
+#define BATCH_MIN_JOBS 64
+#define BATCH_BACKLOG_NS 4000000
+#define BATCH_TICK_MS 1
 
 static bool on_loop_thread(const tandem_t *t) {
   uv_thread_t self = uv_thread_self();
@@ -84,9 +103,42 @@ static void stop_polling(tandem_t *t) {
     return;
   t->flags_ &= ~F_POLLING;
   uv_idle_stop(&t->idle_);
+  if (t->flags_ & F_BATCHING)
+    return; /* the timer still drains: no wake-ups wanted */
   tdm_store_u32(&t->polling_, 0);
   /* Store-load: a pusher that saw polling_ == 1 skipped its send; if its
    * item is there, wake ourselves so it is drained. */
+  tdm_fence_sc();
+  if (tdm_load_ptr(&t->done_) != NULL)
+    uv_async_send(&t->async_);
+}
+
+static void timer_cb(uv_timer_t *handle);
+
+/* Loop thread: should completions be drained by the timer?  gap_ns_ is
+ * the average time between completions over recent drains. */
+static bool want_batching(const tandem_t *t) {
+  return !(t->flags_ & F_CLOSING) && t->loop_pending_ >= BATCH_MIN_JOBS &&
+         (uint64_t)t->loop_pending_ * t->gap_ns_ >= BATCH_BACKLOG_NS;
+}
+
+static void start_batching(tandem_t *t) {
+  if (t->flags_ & F_BATCHING)
+    return;
+  t->flags_ |= F_BATCHING;
+  tdm_store_u32(&t->polling_, 1);
+  uv_timer_start(&t->timer_, timer_cb, BATCH_TICK_MS, BATCH_TICK_MS);
+}
+
+static void stop_batching(tandem_t *t) {
+  if (!(t->flags_ & F_BATCHING))
+    return;
+  t->flags_ &= ~F_BATCHING;
+  uv_timer_stop(&t->timer_);
+  if (t->flags_ & F_POLLING)
+    return; /* the idle handle still drains */
+  tdm_store_u32(&t->polling_, 0);
+  /* Store-load, as in stop_polling. */
   tdm_fence_sc();
   if (tdm_load_ptr(&t->done_) != NULL)
     uv_async_send(&t->async_);
@@ -261,7 +313,9 @@ static void maybe_finish_close(tandem_t *t) {
     return;
   }
   t->flags_ |= F_CLOSED;
+  stop_batching(t);
   stop_polling(t);
+  uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
   uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
   uv_close((uv_handle_t *)&t->async_, on_handle_closed);
 }
@@ -274,9 +328,16 @@ static void maybe_finish_close(tandem_t *t) {
  * size of a batch alone says nothing: a loop that slept long finds a large
  * one even when jobs are slow. */
 static bool is_busy(tandem_t *t, unsigned n, uint64_t now) {
+  uint64_t gap;
   bool busy;
 
   busy = (uint64_t)n * 1000 >= BUSY_RATE * (now - t->last_drain_);
+  /* A quiet spell before this drain says little about the rate: one
+   * sample counts for at most a tick, and half of the average. */
+  gap = (now - t->last_drain_) / n;
+  if (gap > BATCH_TICK_MS * 1000000)
+    gap = BATCH_TICK_MS * 1000000;
+  t->gap_ns_ = (t->gap_ns_ + gap) / 2;
   t->last_drain_ = now;
   if (busy)
     t->last_busy_ = now;
@@ -304,8 +365,10 @@ static void async_cb(uv_async_t *handle) {
         t->pool->loop_spin_ns != 0 && !(t->flags_ & (F_POLLING | F_CLOSING)) &&
         !tandem__pool_contended(t->pool))
       start_polling(t); /* keeps polling_ at 1 */
+    else if (total != 0 && !(t->flags_ & F_POLLING) && want_batching(t))
+      start_batching(t); /* keeps polling_ at 1 */
     /* Unless a callback started polling (or closed us) meanwhile. */
-    if (!(t->flags_ & (F_POLLING | F_CLOSED))) {
+    if (!(t->flags_ & (F_POLLING | F_BATCHING | F_CLOSED))) {
       tdm_store_u32(&t->polling_, 0);
       /* Store-load: a pusher that saw polling_ == 1 skipped its send. */
       tdm_fence_sc();
@@ -313,6 +376,18 @@ static void async_cb(uv_async_t *handle) {
         uv_async_send(&t->async_);
     }
   }
+  maybe_finish_close(t);
+}
+
+static void timer_cb(uv_timer_t *handle) {
+  tandem_t *t = handle->data;
+  unsigned n;
+
+  n = drain(t);
+  if (n != 0)
+    (void)is_busy(t, n, uv_hrtime());
+  if (!want_batching(t))
+    stop_batching(t);
   maybe_finish_close(t);
 }
 
@@ -357,12 +432,15 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   if (err != 0)
     return err;
   uv_idle_init(loop, &t->idle_);
+  uv_timer_init(loop, &t->timer_);
   t->async_.data = t;
   t->idle_.data = t;
+  t->timer_.data = t;
   /* An idle tandem_t does not keep uv_run() alive (update_ref). */
   uv_unref((uv_handle_t *)&t->async_);
   uv_unref((uv_handle_t *)&t->idle_);
-  t->handles_open_ = 2;
+  uv_unref((uv_handle_t *)&t->timer_);
+  t->handles_open_ = 3;
   tdm_faa_u32(&pool->nattached, 1);
   return 0;
 }

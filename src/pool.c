@@ -12,8 +12,8 @@
  * thief by the CAS on top -- owns it alone and runs it (tandem__job_run):
  * state RUNNING, work_cb, then tandem__complete() (loop.c) pushes it on
  * the tandem_t's lock-free completion stack and, if that stack was empty
- * and the loop is neither polling nor draining, uv_async_send()s the loop:
- * one wake-up per batch.  The loop thread swaps the whole stack out,
+ * and the loop is neither polling, nor draining, nor batching from a timer
+ * (loop.c), uv_async_send()s the loop: one wake-up per batch.  The loop thread swaps the whole stack out,
  * marks each request FINISHED and calls its after callback.  From the push
  * on, the pool never touches the request again.
  *
