@@ -124,10 +124,11 @@ struct tandem_s {
   uv_loop_t *loop;
   tandem_pool_t *pool;
   /* private */
-  uv_async_t async_;   /* completions wake the loop through it */
+  uv_poll_t wake_;     /* watches wake_fd_: completions wake the loop */
   uv_idle_t idle_;     /* polls for completions when one is near */
   uv_timer_t timer_;   /* drains a deep backlog's completions each tick */
   uv_thread_t thread_; /* the loop's thread */
+  int wake_fd_;        /* an eventfd any thread writes to wake the loop */
   tandem_close_cb close_cb_;
   /* Written by the loop thread (and by other submitting threads). */
   unsigned inflight_;      /* queued from other threads and not yet
@@ -175,8 +176,8 @@ struct tandem_work_s {
 /* Joins `loop` to `pool` (NULL = the default pool).  Must be called on the
  * loop's thread, which becomes the thread that runs every after callback.
  * An idle tandem_t does not keep uv_run() alive.  Returns 0, UV_EINVAL for
- * NULL loop or handle, UV_ENOMEM if the default pool cannot be made, or the
- * error of uv_async_init(). */
+ * NULL loop or handle, UV_ENOMEM if the default pool cannot be made, or
+ * the error of eventfd() or uv_poll_init() (e.g. UV_EMFILE). */
 TANDEM_EXTERN int tandem_init(uv_loop_t *loop, tandem_t *t,
                               tandem_pool_t *pool);
 

@@ -5,11 +5,11 @@
  * Completions.  Each tandem_t has an intrusive lock-free stack (done_) of
  * finished requests: any thread pushes with a CAS, the loop thread takes
  * the whole stack with one swap and runs the after callbacks oldest first.
- * A pusher that finds the stack empty wakes the loop with uv_async_send(),
- * unless the loop is polling (polling_), so there is one eventfd write per
- * batch, not per job.  (ck_stack_push_mpmc does not report the empty to
- * non-empty edge, and its inline asm is invisible to TSan: hence these few
- * lines on atomic.h.)
+ * A pusher that finds the stack empty wakes the loop by writing to its
+ * eventfd (wake_loop), watched by a uv_poll handle, unless the loop is
+ * polling (polling_), so there is one write per batch, not per job.
+ * (ck_stack_push_mpmc does not report the empty to non-empty edge, and its
+ * inline asm is invisible to TSan: hence these few lines on atomic.h.)
  *
  * Polling.  While a small batch of jobs from the loop thread is in flight
  * (no more than there are workers), the loop polls the stack from a uv_idle
@@ -17,9 +17,9 @@
  * sleeping in epoll: a round trip then costs no wake-up of the loop thread.
  * So does a busy loop, to which completions keep coming at BUSY_RATE per
  * microsecond or more: it would not sleep anyway, and polling spares the
- * workers their uv_async_send() syscalls.  Otherwise (a few long jobs) the loop
+ * workers their eventfd writes.  Otherwise (a few long jobs) the loop
  * sleeps, leaves the CPUs to the workers, and completions come home by
- * uv_async_send().  Stopping is a Dekker pair with the pusher: polling_ = 0,
+ * the eventfd.  Stopping is a Dekker pair with the pusher: polling_ = 0,
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
  *
@@ -39,21 +39,24 @@
  * the injection ring are cancelled at once, the few on workers' deques
  * (queued from inside jobs) when a worker reaches them.
  * The handles are closed when nothing is in flight and no thread is between
- * its push and its uv_async_send() on this tandem_t (workers' sending_to,
+ * its push and its eventfd write on this tandem_t (workers' sending_to,
  * the pool's ext_senders): after that nobody touches the handle.
  */
 #include "pool.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 enum {
   F_CLOSING = 1,   /* tandem_close() called */
   F_CLOSED = 2,    /* its handles are being closed */
   F_POLLING = 4,   /* the idle handle is running */
-  F_REF = 8,       /* the async handle keeps the loop alive */
+  F_REF = 8,       /* the wake handle keeps the loop alive */
   F_DRAINING = 16, /* running after callbacks: submits defer their wake */
   F_KICK = 32,     /* a deferred submit is waiting for tandem__pool_kick */
-  F_BATCHING = 64  /* the timer drains completions; no async wake-ups */
+  F_BATCHING = 64  /* the timer drains completions; no eventfd wake-ups */
 };
 
 #define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
@@ -69,6 +72,21 @@ enum {
 #define BATCH_BACKLOG_NS 4000000
 #define BATCH_TICK_MS 1
 
+/* Any thread: wakes t's loop.  An eventfd write, not uv_async_send():
+ * libuv 1.44's loop spins, then sched_yield()s, while a sender is between
+ * the two halves of uv_async_send(), so a worker preempted inside it (by
+ * the very loop thread it woke) held up the loop for a time slice. */
+static void wake_loop(tandem_t *t) {
+  uint64_t one = 1;
+  ssize_t r;
+
+  do
+    r = write(t->wake_fd_, &one, sizeof(one));
+  while (r < 0 && errno == EINTR);
+  /* EAGAIN: the counter is at its maximum, so the loop has a wake-up
+   * pending anyway. */
+}
+
 static bool on_loop_thread(const tandem_t *t) {
   uv_thread_t self = uv_thread_self();
   return uv_thread_equal(&self, &t->thread_);
@@ -80,10 +98,10 @@ static void update_ref(tandem_t *t) {
   bool want = t->loop_pending_ != 0 || (t->flags_ & F_CLOSING);
 
   if (want && !(t->flags_ & F_REF)) {
-    uv_ref((uv_handle_t *)&t->async_);
+    uv_ref((uv_handle_t *)&t->wake_);
     t->flags_ |= F_REF;
   } else if (!want && (t->flags_ & F_REF)) {
-    uv_unref((uv_handle_t *)&t->async_);
+    uv_unref((uv_handle_t *)&t->wake_);
     t->flags_ &= ~F_REF;
   }
 }
@@ -110,7 +128,7 @@ static void stop_polling(tandem_t *t) {
    * item is there, wake ourselves so it is drained. */
   tdm_fence_sc();
   if (tdm_load_ptr(&t->done_) != NULL)
-    uv_async_send(&t->async_);
+    wake_loop(t);
 }
 
 static void timer_cb(uv_timer_t *handle);
@@ -141,7 +159,7 @@ static void stop_batching(tandem_t *t) {
   /* Store-load, as in stop_polling. */
   tdm_fence_sc();
   if (tdm_load_ptr(&t->done_) != NULL)
-    uv_async_send(&t->async_);
+    wake_loop(t);
 }
 
 static bool nothing_in_flight(const tandem_t *t) {
@@ -156,7 +174,7 @@ static bool want_polling(const tandem_t *t, uint64_t now) {
     return false;
   /* Busy: completions keep coming in large batches, so the loop thread
    * has no time to sleep anyway; polling spares every worker a
-   * uv_async_send() (a syscall, which libuv's loop spins on). */
+   * an eventfd write (a syscall). */
   if (now - t->last_busy_ < t->pool->loop_spin_ns)
     return true;
   /* A few jobs in flight: the next completion is near. */
@@ -198,7 +216,7 @@ void tandem__complete(tandem_work_t *req, int status) {
   /* Only the push that finds the stack empty wakes the loop, and not even
    * that one while the loop polls or drains: it will look again. */
   if (old == NULL && tdm_load_u32(&t->polling_) == 0)
-    uv_async_send(&t->async_);
+    wake_loop(t);
 
   if (self != NULL)
     tdm_store_rel_ptr((void **)&self->sending_to, NULL);
@@ -296,6 +314,10 @@ static bool senders_busy(const tandem_t *t) {
 static void on_handle_closed(uv_handle_t *handle) {
   tandem_t *t = handle->data;
 
+  if (handle == (uv_handle_t *)&t->wake_) {
+    close(t->wake_fd_); /* no sender is left (senders_busy) */
+    t->wake_fd_ = -1;
+  }
   if (--t->handles_open_ != 0)
     return;
   tdm_faa_u32(&t->pool->nattached, (uint32_t)-1);
@@ -317,7 +339,7 @@ static void maybe_finish_close(tandem_t *t) {
   stop_polling(t);
   uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
   uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
-  uv_close((uv_handle_t *)&t->async_, on_handle_closed);
+  uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
 }
 
 /* ------------------------------------------------------------ handles */
@@ -344,12 +366,18 @@ static bool is_busy(tandem_t *t, unsigned n, uint64_t now) {
   return busy;
 }
 
-static void async_cb(uv_async_t *handle) {
+static void wake_cb(uv_poll_t *handle, int status, int events) {
   tandem_t *t = handle->data;
   unsigned rounds;
   unsigned n;
   unsigned total;
+  uint64_t count;
 
+  (void)status;
+  (void)events;
+  /* Reset the eventfd before looking at the stack: a push after this
+   * read is either seen below or writes it again. */
+  (void)!read(t->wake_fd_, &count, sizeof(count));
   if (t->flags_ & F_POLLING) {
     drain(t); /* the idle handle runs the show */
   } else {
@@ -373,7 +401,7 @@ static void async_cb(uv_async_t *handle) {
       /* Store-load: a pusher that saw polling_ == 1 skipped its send. */
       tdm_fence_sc();
       if (tdm_load_ptr(&t->done_) != NULL)
-        uv_async_send(&t->async_);
+        wake_loop(t);
     }
   }
   maybe_finish_close(t);
@@ -428,16 +456,24 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   t->loop = loop;
   t->pool = pool;
   t->thread_ = uv_thread_self();
-  err = uv_async_init(loop, &t->async_, async_cb);
-  if (err != 0)
+  t->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (t->wake_fd_ < 0)
+    return uv_translate_sys_error(errno);
+  err = uv_poll_init(loop, &t->wake_, t->wake_fd_);
+  if (err != 0) {
+    close(t->wake_fd_);
     return err;
+  }
+  /* Only queues the watcher for the loop's next poll: on Linux it fails
+   * for bad arguments alone. */
+  (void)uv_poll_start(&t->wake_, UV_READABLE, wake_cb);
   uv_idle_init(loop, &t->idle_);
   uv_timer_init(loop, &t->timer_);
-  t->async_.data = t;
+  t->wake_.data = t;
   t->idle_.data = t;
   t->timer_.data = t;
   /* An idle tandem_t does not keep uv_run() alive (update_ref). */
-  uv_unref((uv_handle_t *)&t->async_);
+  uv_unref((uv_handle_t *)&t->wake_);
   uv_unref((uv_handle_t *)&t->idle_);
   uv_unref((uv_handle_t *)&t->timer_);
   t->handles_open_ = 3;

@@ -13,9 +13,9 @@
  * state RUNNING, work_cb, then tandem__complete() (loop.c) pushes it on
  * the tandem_t's lock-free completion stack and, if that stack was empty
  * and the loop is neither polling, nor draining, nor batching from a timer
- * (loop.c), uv_async_send()s the loop: one wake-up per batch.  The loop thread swaps the whole stack out,
- * marks each request FINISHED and calls its after callback.  From the push
- * on, the pool never touches the request again.
+ * (loop.c), writes the loop's eventfd: one wake-up per batch.  The loop thread
+ * swaps the whole stack out, marks each request FINISHED and calls its after
+ * callback.  From the push on, the pool never touches the request again.
  *
  * Cancel.  A request in the ring can be taken back by tandem_cancel(): a
  * CAS of the cell's item to a tombstone.  The consumer's swap and the
@@ -61,11 +61,11 @@
  * Why each ordering.  Ring and deque publication are release stores read
  * with acquire loads (deque.c, inject.c say where).  The store-load
  * hazards -- Chase-Lev's take, the submit/park pair above, and the
- * completion push before uv_async_send (libuv 1.44 reads its pending flag
- * with a plain load) -- are covered by full fences or by CAS/FAS, which
- * are full barriers.  The completion stack's CAS is also what hands the
- * request's memory (work_cb's results) over to the loop thread: release
- * on push, and the loop's swap acquires.
+ * completion push before the loop's polling_ flag is read (the loop
+ * clears it, fences, and looks at the stack again) -- are covered by full
+ * fences or by CAS/FAS, which are full barriers.  The completion stack's CAS is
+ * also what hands the request's memory (work_cb's results) over to the loop
+ * thread: release on push, and the loop's swap acquires.
  */
 #include "pool.h"
 #include "renice.h"
