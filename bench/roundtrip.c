@@ -96,7 +96,8 @@ typedef struct bench_s {
   unsigned cores;
   char cpu_model[256];
   uint64_t spin_iters;    /* rounds of spin_run() in one job */
-  stats_summary_t job_ns; /* single-thread time of one job */
+  stats_summary_t job_ns; /* single-thread time of one job, at start */
+  double rep_job_ns[MAX_REPS]; /* the same, measured around each rep */
   unsigned threads[NPEERS];
   uint64_t jobs[NKINDS][NWINDOWS];
   double elapsed_ns[NPEERS][NKINDS][NWINDOWS][MAX_REPS];
@@ -535,10 +536,17 @@ static double median_us(int peer, int kind, int w) {
   return stats_median(v, bench.reps);
 }
 
-/* Parallel efficiency: jobs/s x single-thread job time / threads. */
+/* Parallel efficiency: jobs/s x single-thread job time / threads, per rep
+ * with the job time measured around that rep (this VM's CPU speed drifts
+ * by tens of percent over a run), median over the reps. */
 static double efficiency(int peer, int w) {
-  return median_rate(peer, KIND_SPIN, w) * bench.job_ns.median / 1e9 /
-         (double)bench.threads[peer];
+  double v[MAX_REPS];
+  unsigned rep;
+
+  rates(peer, KIND_SPIN, w, v);
+  for (rep = 0; rep < bench.reps; rep++)
+    v[rep] *= bench.rep_job_ns[rep] / 1e9 / (double)bench.threads[peer];
+  return stats_median(v, bench.reps);
 }
 
 static const char *fmt_si(char *buf, size_t len, double v) {
@@ -585,7 +593,8 @@ static void print_header(void) {
          "(a GIL)\n",
          tb, bench.threads[PEER_TEXTBOOK], gil, td);
   printf("job:       10 us job = %" PRIu64 " spin rounds, measured %.2f us "
-         "(min %.2f, max %.2f)\n",
+         "(min %.2f, max %.2f); measured again around each rep for the\n"
+         "           efficiency (the CPU's speed drifts)\n",
          bench.spin_iters, bench.job_ns.median / 1e3, bench.job_ns.min / 1e3,
          bench.job_ns.max / 1e3);
   printf("runs:      %u reps%s, peers interleaved; median (min..max) over "
@@ -715,6 +724,7 @@ static void json_params(FILE *f) {
   int peer;
   int kind;
   int w;
+  unsigned rep;
 
   fprintf(f,
           "  \"parameters\": {\"workers\": %u, \"reps\": %u, "
@@ -725,6 +735,12 @@ static void json_params(FILE *f) {
           JOB_TARGET_NS, bench.spin_iters);
   fprintf(f, "\"job_ns\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f},\n",
           bench.job_ns.median, bench.job_ns.min, bench.job_ns.max);
+  fprintf(f, "    \"rep_job_ns\": [");
+  for (rep = 0; rep < bench.reps; rep++) {
+    fprintf(f, "%s", rep == 0 ? "" : ", ");
+    json_write_number(f, bench.rep_job_ns[rep]);
+  }
+  fprintf(f, "],\n");
   fprintf(f, "    \"jobs_per_run\": {");
   for (kind = 0; kind < NKINDS; kind++) {
     fprintf(f, "%s\"%s\": [", kind == 0 ? "" : ", ", kind_names[kind]);
@@ -908,6 +924,8 @@ static runner_t runners[NPEERS];
 static int runner_open[NPEERS];
 
 static int measure_all(void) {
+  stats_summary_t before;
+  stats_summary_t after;
   unsigned rep;
   int peer;
   int err;
@@ -918,10 +936,13 @@ static int measure_all(void) {
       err = runner_warm_up(&runners[peer]);
   for (rep = 0; err == 0 && rep < bench.reps; rep++) {
     fprintf(stderr, "roundtrip: rep %u of %u\n", rep + 1, bench.reps);
+    spin_measure(bench.spin_iters, 7, 50, &before);
     err = child_one_rep(rep);
     for (peer = 0; err == 0 && peer < NPEERS; peer++)
       if (runner_open[peer])
         err = runner_one_rep(&runners[peer], peer, rep);
+    spin_measure(bench.spin_iters, 7, 50, &after);
+    bench.rep_job_ns[rep] = (before.median + after.median) / 2;
   }
   return err;
 }
