@@ -116,19 +116,23 @@ static void start_polling(tandem_t *t) {
   uv_idle_start(&t->idle_, idle_cb);
 }
 
+/* Loop thread: pushers wake the loop again from here on. */
+static void resume_wakeups(tandem_t *t) {
+  tdm_store_u32(&t->polling_, 0);
+  /* Store-load: a pusher that saw polling_ == 1 skipped its wake-up; if
+   * its item is there, wake ourselves so it is drained. */
+  tdm_fence_sc();
+  if (tdm_load_ptr(&t->done_) != NULL)
+    wake_loop(t);
+}
+
 static void stop_polling(tandem_t *t) {
   if (!(t->flags_ & F_POLLING))
     return;
   t->flags_ &= ~F_POLLING;
   uv_idle_stop(&t->idle_);
-  if (t->flags_ & F_BATCHING)
-    return; /* the timer still drains: no wake-ups wanted */
-  tdm_store_u32(&t->polling_, 0);
-  /* Store-load: a pusher that saw polling_ == 1 skipped its send; if its
-   * item is there, wake ourselves so it is drained. */
-  tdm_fence_sc();
-  if (tdm_load_ptr(&t->done_) != NULL)
-    wake_loop(t);
+  if (!(t->flags_ & F_BATCHING)) /* else the timer still drains */
+    resume_wakeups(t);
 }
 
 static void timer_cb(uv_timer_t *handle);
@@ -153,13 +157,8 @@ static void stop_batching(tandem_t *t) {
     return;
   t->flags_ &= ~F_BATCHING;
   uv_timer_stop(&t->timer_);
-  if (t->flags_ & F_POLLING)
-    return; /* the idle handle still drains */
-  tdm_store_u32(&t->polling_, 0);
-  /* Store-load, as in stop_polling. */
-  tdm_fence_sc();
-  if (tdm_load_ptr(&t->done_) != NULL)
-    wake_loop(t);
+  if (!(t->flags_ & F_POLLING)) /* else the idle handle still drains */
+    resume_wakeups(t);
 }
 
 static bool nothing_in_flight(const tandem_t *t) {
@@ -396,13 +395,8 @@ static void wake_cb(uv_poll_t *handle, int status, int events) {
     else if (total != 0 && !(t->flags_ & F_POLLING) && want_batching(t))
       start_batching(t); /* keeps polling_ at 1 */
     /* Unless a callback started polling (or closed us) meanwhile. */
-    if (!(t->flags_ & (F_POLLING | F_BATCHING | F_CLOSED))) {
-      tdm_store_u32(&t->polling_, 0);
-      /* Store-load: a pusher that saw polling_ == 1 skipped its send. */
-      tdm_fence_sc();
-      if (tdm_load_ptr(&t->done_) != NULL)
-        wake_loop(t);
-    }
+    if (!(t->flags_ & (F_POLLING | F_BATCHING | F_CLOSED)))
+      resume_wakeups(t);
   }
   maybe_finish_close(t);
 }
