@@ -147,7 +147,7 @@ struct tandem_s {
   void *done_; /* completion stack head; atomic */
   char pad1_[64 - sizeof(void *)];
   /* Read by workers on every job, written rarely: its own line too. */
-  unsigned polling_; /* the loop polls for completions; atomic */
+  unsigned polling_; /* pushers may skip waking the loop; atomic */
   unsigned closing_; /* tandem_close() was called; atomic */
   char pad2_[64 - 2 * sizeof(unsigned)];
   void *reserved_[4];

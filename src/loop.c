@@ -59,6 +59,13 @@ enum {
   F_BATCHING = 64  /* the timer drains completions; no eventfd wake-ups */
 };
 
+/* Values of polling_: may a pusher skip waking the loop? */
+enum {
+  P_WAKE = 0,  /* no: the loop may be asleep */
+  P_AWAKE = 1, /* yes: the loop polls, or is draining, and looks again */
+  P_TIMER = 2  /* yes, but for a cancel: the timer drains within a tick */
+};
+
 #define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
 #define BUSY_RATE 1   /* completions per microsecond that make a loop busy */
 /* A loop whose own jobs in flight would keep the workers busy for
@@ -112,14 +119,14 @@ static void start_polling(tandem_t *t) {
   if (t->flags_ & F_POLLING)
     return;
   t->flags_ |= F_POLLING;
-  tdm_store_u32(&t->polling_, 1);
+  tdm_store_u32(&t->polling_, P_AWAKE);
   uv_idle_start(&t->idle_, idle_cb);
 }
 
 /* Loop thread: pushers wake the loop again from here on. */
 static void resume_wakeups(tandem_t *t) {
-  tdm_store_u32(&t->polling_, 0);
-  /* Store-load: a pusher that saw polling_ == 1 skipped its wake-up; if
+  tdm_store_u32(&t->polling_, P_WAKE);
+  /* Store-load: a pusher that saw polling_ != P_WAKE skipped its wake-up; if
    * its item is there, wake ourselves so it is drained. */
   tdm_fence_sc();
   if (tdm_load_ptr(&t->done_) != NULL)
@@ -131,7 +138,9 @@ static void stop_polling(tandem_t *t) {
     return;
   t->flags_ &= ~F_POLLING;
   uv_idle_stop(&t->idle_);
-  if (!(t->flags_ & F_BATCHING)) /* else the timer still drains */
+  if (t->flags_ & F_BATCHING) /* the timer still drains */
+    tdm_store_u32(&t->polling_, P_TIMER);
+  else
     resume_wakeups(t);
 }
 
@@ -148,7 +157,8 @@ static void start_batching(tandem_t *t) {
   if (t->flags_ & F_BATCHING)
     return;
   t->flags_ |= F_BATCHING;
-  tdm_store_u32(&t->polling_, 1);
+  if (!(t->flags_ & F_POLLING)) /* else the idle handle drains, for now */
+    tdm_store_u32(&t->polling_, P_TIMER);
   uv_timer_start(&t->timer_, timer_cb, BATCH_TICK_MS, BATCH_TICK_MS);
 }
 
@@ -189,6 +199,7 @@ void tandem__complete(tandem_work_t *req, int status) {
   tandem_pool_t *pool;
   tdm_worker_t *self;
   bool external;
+  unsigned polling;
   void *old;
 
   t = req->tandem;
@@ -213,8 +224,11 @@ void tandem__complete(tandem_work_t *req, int status) {
      * precedes the plain load of libuv 1.44's pending flag in send. */
   } while (!tdm_cas_ptr(&t->done_, old, req));
   /* Only the push that finds the stack empty wakes the loop, and not even
-   * that one while the loop polls or drains: it will look again. */
-  if (old == NULL && tdm_load_u32(&t->polling_) == 0)
+   * that one while the loop polls or drains: it will look again.  A
+   * cancel does not wait for the batching timer's next tick. */
+  polling = tdm_load_u32(&t->polling_);
+  if ((old == NULL && polling == P_WAKE) ||
+      (polling == P_TIMER && status == UV_ECANCELED))
     wake_loop(t);
 
   if (self != NULL)
@@ -377,23 +391,23 @@ static void wake_cb(uv_poll_t *handle, int status, int events) {
   /* Reset the eventfd before looking at the stack: a push after this
    * read is either seen below or writes it again. */
   (void)!read(t->wake_fd_, &count, sizeof(count));
-  if (t->flags_ & F_POLLING) {
-    drain(t); /* the idle handle runs the show */
+  if (t->flags_ & (F_POLLING | F_BATCHING)) {
+    drain(t); /* the idle handle or the timer runs the show */
   } else {
     /* Completions that arrive while we drain need no wake-up of their
      * own: polling_ says we are awake, and we look again before we
      * sleep (a few rounds at most; then a self-send hands over to the
      * next loop iteration). */
-    tdm_store_u32(&t->polling_, 1);
+    tdm_store_u32(&t->polling_, P_AWAKE);
     total = 0;
     for (rounds = 0; rounds < 4 && (n = drain(t)) != 0; rounds++)
       total += n;
     if (total != 0 && is_busy(t, total, uv_hrtime()) &&
         t->pool->loop_spin_ns != 0 && !(t->flags_ & (F_POLLING | F_CLOSING)) &&
         !tandem__pool_contended(t->pool))
-      start_polling(t); /* keeps polling_ at 1 */
+      start_polling(t); /* keeps polling_ at P_AWAKE */
     else if (total != 0 && !(t->flags_ & F_POLLING) && want_batching(t))
-      start_batching(t); /* keeps polling_ at 1 */
+      start_batching(t); /* sets polling_ to P_TIMER */
     /* Unless a callback started polling (or closed us) meanwhile. */
     if (!(t->flags_ & (F_POLLING | F_BATCHING | F_CLOSED)))
       resume_wakeups(t);
@@ -495,6 +509,7 @@ void tandem_close(tandem_t *t, tandem_close_cb cb) {
     return;
   t->flags_ |= F_CLOSING;
   t->close_cb_ = cb;
+  stop_batching(t); /* what is left comes home promptly */
   /* Full barrier: from here no submitter can be counted in; a worker that
    * claims one of our jobs sees closing_ and cancels it. */
   tdm_store_u32(&t->closing_, 1);
