@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
 
@@ -467,12 +468,5 @@ static Suite *api_errors_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr;
-  int failed;
-
-  sr = srunner_create(api_errors_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return suite_run(api_errors_suite());
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "suite_run.h"
 #include "tandem.h"
 
 #define WORKERS 2
@@ -247,11 +248,5 @@ static Suite *batching_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(batching_suite());
-  int failed;
-
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return suite_run(batching_suite());
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "run_until.h"
+#include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
 
@@ -770,12 +771,5 @@ static Suite *close_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr;
-  int failed;
-
-  sr = srunner_create(close_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return suite_run(close_suite());
 }

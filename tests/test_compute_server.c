@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "example_proc.h"
+#include "suite_run.h"
 
 #ifndef SERVER_BIN
 #error "SERVER_BIN must name the compute_server executable"
@@ -843,7 +844,7 @@ START_TEST(test_signal_lets_the_running_job_finish) {
   ck_assert_int_eq(tcp_send(a, fib40, sizeof(fib40) - 1), 0);
   wait_stat(p.port, "jobs_queued", 1, 30);
   wait_stat(p.port, "inject_depth", 0, 30); /* a worker has taken it */
-  q = tcp_connect(p.port); /* waits behind it: one worker */
+  q = tcp_connect(p.port);                  /* waits behind it: one worker */
   ck_assert_int_ge(q, 0);
   ck_assert_int_eq(tcp_send(q, fib30, sizeof(fib30) - 1), 0);
   wait_stat(p.port, "jobs_queued", 2, 30);
@@ -944,11 +945,5 @@ static Suite *compute_server_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(compute_server_suite());
-  int failed;
-
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return suite_run(compute_server_suite());
 }

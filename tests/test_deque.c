@@ -10,6 +10,7 @@
 
 #include "deque.h"
 #include "inject.h"
+#include "suite_run.h"
 
 #define ITEM(i) ((void *)(uintptr_t)(((i) + 1) << 1)) /* never NULL or 1 */
 #define INDEX(p) ((((uintptr_t)(p)) >> 1) - 1)
@@ -49,9 +50,9 @@ END_TEST
 
 typedef struct {
   tdm_deque_t dq;
-  unsigned char *taken;   /* per item: how many times it was taken */
+  unsigned char *taken; /* per item: how many times it was taken */
   uint64_t owner_done;
-  uint64_t count;         /* items taken in total */
+  uint64_t count; /* items taken in total */
 } stress_t;
 
 static void take(stress_t *s, void *item) {
@@ -110,8 +111,8 @@ START_TEST(test_deque_stress_every_item_taken_once) {
     uv_thread_join(&thieves[t]);
   ck_assert_uint_eq(s.count, STRESS_ITEMS);
   for (i = 0; i < STRESS_ITEMS; i++)
-    ck_assert_msg(s.taken[i] == 1, "item %lu taken %u times",
-                  (unsigned long)i, s.taken[i]);
+    ck_assert_msg(s.taken[i] == 1, "item %lu taken %u times", (unsigned long)i,
+                  s.taken[i]);
   free(s.taken);
   tdm_deque_destroy(&s.dq);
 }
@@ -168,8 +169,8 @@ START_TEST(test_inject_cancel_owned_takes_only_that_owners_items) {
 
   ck_assert_int_eq(tdm_inject_init(&q, 16), 0);
   for (i = 0; i < 10; i++) /* even items belong to a, odd to b */
-    ck_assert(tdm_inject_push_mp(&q, ITEM(i), i % 2 ? (void *)&b : &a,
-                                 &cell, &pos));
+    ck_assert(
+        tdm_inject_push_mp(&q, ITEM(i), i % 2 ? (void *)&b : &a, &cell, &pos));
   ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(0)); /* taken */
   sum = 0;
   ck_assert_uint_eq(tdm_inject_cancel_owned(&q, &a, count_taken, &sum), 4);
@@ -263,8 +264,8 @@ START_TEST(test_inject_stress_cancel_races_consumers) {
   ck_assert_uint_eq(r.cancelled + r.consumed,
                     RING_PRODUCERS * RING_PER_PRODUCER);
   for (i = 0; i < RING_PRODUCERS * RING_PER_PRODUCER; i++)
-    ck_assert_msg(r.taken[i] == 1, "item %lu taken %u times",
-                  (unsigned long)i, r.taken[i]);
+    ck_assert_msg(r.taken[i] == 1, "item %lu taken %u times", (unsigned long)i,
+                  r.taken[i]);
   free(r.taken);
   tdm_inject_destroy(&r.q);
 }
@@ -273,8 +274,6 @@ END_TEST
 int main(void) {
   Suite *s;
   TCase *tc;
-  SRunner *sr;
-  int failed;
 
   s = suite_create("deque");
   tc = tcase_create("deque");
@@ -288,9 +287,5 @@ int main(void) {
   tcase_add_test(tc, test_inject_cancel_owned_takes_only_that_owners_items);
   tcase_add_test(tc, test_inject_stress_cancel_races_consumers);
   suite_add_tcase(s, tc);
-  sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return suite_run(s);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "example_proc.h"
+#include "suite_run.h"
 
 #ifndef EMBED_BIN
 #error "EMBED_BIN must name the embed executable"
@@ -64,15 +65,9 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("embed");
   TCase *tc = tcase_create("embed");
-  SRunner *sr;
-  int failed;
 
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_ticks_answers_and_jobs);
   suite_add_tcase(s, tc);
-  sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return suite_run(s);
 }

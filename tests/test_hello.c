@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "example_proc.h"
+#include "suite_run.h"
 
 #ifndef HELLO_SERVER_BIN
 #error "HELLO_SERVER_BIN must name the hello_server executable"
@@ -99,8 +100,6 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("hello");
   TCase *tc = tcase_create("hello");
-  SRunner *sr;
-  int failed;
 
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_client_prints_the_greeting);
@@ -108,9 +107,5 @@ int main(void) {
   tcase_add_test(tc, test_server_logs_each_connection);
   tcase_add_test(tc, test_client_reports_a_refused_connection);
   suite_add_tcase(s, tc);
-  sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return suite_run(s);
 }

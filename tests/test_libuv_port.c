@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
 
@@ -319,12 +320,5 @@ static Suite *libuv_port_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr;
-  int failed;
-
-  sr = srunner_create(libuv_port_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return suite_run(libuv_port_suite());
 }

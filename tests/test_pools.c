@@ -5,14 +5,15 @@
 #define _GNU_SOURCE /* syscall(), SYS_gettid */
 #include <check.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "run_until.h"
+#include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
 
@@ -999,12 +1000,5 @@ static Suite *pools_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr;
-  int failed;
-
-  sr = srunner_create(pools_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return suite_run(pools_suite());
 }
