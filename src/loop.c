@@ -19,7 +19,7 @@
  * microsecond or more: it would not sleep anyway, and polling spares the
  * workers their eventfd writes.  Otherwise (a few long jobs) the loop
  * sleeps, leaves the CPUs to the workers, and completions come home by
- * the eventfd.  Stopping is a Dekker pair with the pusher: polling_ = 0,
+ * the eventfd.  Stopping is a Dekker pair with the pusher: polling_ = P_WAKE,
  * full fence, re-check the stack; the pusher's CAS is a full barrier before
  * it reads polling_.
  *
@@ -182,8 +182,8 @@ static bool want_polling(const tandem_t *t, uint64_t now) {
   if (tandem__pool_contended(t->pool))
     return false;
   /* Busy: completions keep coming in large batches, so the loop thread
-   * has no time to sleep anyway; polling spares every worker a
-   * an eventfd write (a syscall). */
+   * has no time to sleep anyway; polling spares every worker an eventfd
+   * write (a syscall). */
   if (now - t->last_busy_ < t->pool->loop_spin_ns)
     return true;
   /* A few jobs in flight: the next completion is near. */
@@ -221,7 +221,8 @@ void tandem__complete(tandem_work_t *req, int status) {
     old = tdm_load_ptr(&t->done_);
     req->next_ = old;
     /* Full barrier: publishes req (and work_cb's writes) to the loop, and
-     * precedes the plain load of libuv 1.44's pending flag in send. */
+     * orders the push before the load of polling_ below (the Dekker pair
+     * with resume_wakeups). */
   } while (!tdm_cas_ptr(&t->done_, old, req));
   /* Only the push that finds the stack empty wakes the loop, and not even
    * that one while the loop polls or drains: it will look again.  A
