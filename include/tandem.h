@@ -104,6 +104,11 @@ typedef struct tandem_stats_s {
   unsigned workers;            /* workers in the pool */
   uint64_t inject_depth;       /* items waiting in the injection queue now */
   uint64_t cancelled;          /* jobs cancelled before they started */
+  /* Streams: a loop polling completions of cheap jobs faster than one per
+   * 300 ns, with more in flight than workers, is the bottleneck; while it
+   * streams, a worker on its CPU rests and the others trail its jobs. */
+  uint64_t streams;            /* times a loop began to stream */
+  unsigned streaming;          /* loops streaming now */
   tandem_worker_stats_t total; /* sum over every worker */
   /* the first min(workers, TANDEM_STATS_MAX_WORKERS) workers */
   tandem_worker_stats_t worker[TANDEM_STATS_MAX_WORKERS];
@@ -137,6 +142,8 @@ struct tandem_s {
                               uv_run alive); loop thread only */
   unsigned flags_;         /* loop thread only */
   unsigned handles_open_;  /* loop thread only */
+  unsigned batch_votes_;   /* drains in a row that wanted batching; loop
+                              thread only */
   uint64_t last_activity_; /* loop thread only */
   uint64_t last_busy_;     /* loop thread only */
   uint64_t last_drain_;    /* loop thread only */

@@ -48,6 +48,12 @@ static inline bool tdm_inject_ahead(const tdm_inject_t *q, uint64_t pos) {
   return (int64_t)(pos - tdm_load_64(&q->deq)) > 0;
 }
 
+/* Any thread: are at least k + 1 items published (racy)? */
+static inline bool tdm_inject_ready_at(const tdm_inject_t *q, uint64_t k) {
+  uint64_t pos = tdm_load_64(&q->deq) + k;
+  return tdm_load_acq_64(&q->cells[pos & q->mask].seq) == pos + 1;
+}
+
 /* Any thread.  The oldest live item, or NULL when none is ready; cancelled
  * items are skipped.  *more tells whether the next item was ready too. */
 void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more);

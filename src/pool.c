@@ -58,6 +58,22 @@
  * the item or the submitter sees a worker it must wake (or one still
  * spinning, which will see the item after its own decrement).
  *
+ * Streams: resting and trailing.  While a loop thread polls a stream of
+ * cheap jobs (loop.c, "Streams"; pool->busy_loops), it keeps a CPU busy,
+ * and the loop, not the workers, limits the rate.  A worker that finds
+ * itself on that CPU rests (throttled()): it takes only from its own
+ * deque, never spins, parks even with work in the ring, and wake_one()
+ * passes it over.  Going to rest it hands over: if work is visible it
+ * notifies, so an eligible worker wakes.  Rest ends when the loop leaves
+ * the stream -- at once when its jobs run out, else within loop_spin_ns
+ * of its last completion, so even work stranded by a stale CPU number
+ * waits no longer than that -- and the loop then calls notify() after the
+ * full barrier of its busy_loops decrement.  The other workers trail the
+ * stream (ring_ready()): they take from the ring only when `lag` items are
+ * ready, or what the loop's last drain finished queueing (lag_release),
+ * or after LAG_WAIT_NS.  This is only about when to take: an item is never
+ * refused for good, and a worker with items waiting never parks.
+ *
  * Why each ordering.  Ring and deque publication are release stores read
  * with acquire loads (deque.c, inject.c say where).  The store-load
  * hazards -- Chase-Lev's take, the submit/park pair above, and the
@@ -83,6 +99,7 @@ _Thread_local tdm_worker_t *tandem__self;
 #define DEQUE_LOG2_CAPACITY 8
 #define YIELD_EVERY 64 /* spin iterations between sched_yield() calls */
 #define WOKEN_SPIN_NS (4 * 1000) /* a woken worker that finds nothing */
+#define LAG_WAIT_NS (100 * 1000) /* longest wait for `lag` ready items */
 
 static uv_once_t default_once = UV_ONCE_INIT;
 static tandem_pool_t *default_pool;
@@ -104,6 +121,21 @@ static uint64_t xorshift(uint64_t *s) {
 
 /* ------------------------------------------------------------- waking */
 
+/* Should worker w rest?  A loop thread polling a stream of cheap jobs
+ * (tandem__pool_loop_busy) keeps its CPU busy; a worker that the kernel
+ * placed on that same CPU would only take turns with it -- and on a small
+ * machine it holds up the stream while its peer on a free CPU idles -- so
+ * it rests while another worker exists to take the work.  w->cpu is where
+ * w last looked from (the kernel moves it on wake-up, to a free CPU). */
+static bool throttled(const tdm_worker_t *w) {
+  uint32_t cpu;
+
+  if (!w->pool->can_rest || tdm_load_u32(&w->pool->busy_loops) == 0)
+    return false;
+  cpu = tdm_load_u32(&w->cpu);
+  return cpu != UINT32_MAX && cpu == tdm_load_u32(&w->pool->busy_cpu);
+}
+
 /* Any thread: wakes one parked worker, handing it the spinning role the
  * caller already counted in nspinning.  Returns false if none sleeps. */
 static bool wake_one(tandem_pool_t *pool) {
@@ -114,7 +146,7 @@ static bool wake_one(tandem_pool_t *pool) {
   start = tdm_faa_u32(&pool->wake_cursor, 1);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[(start + i) % pool->nworkers];
-    if (tdm_load_u32(&w->sleeping) == 0)
+    if (tdm_load_u32(&w->sleeping) == 0 || throttled(w))
       continue;
     if (!tdm_cas_u32(&w->sleeping, 1, 0))
       continue;
@@ -238,6 +270,32 @@ void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
     notify(pool);
 }
 
+void tandem__pool_loop_busy(tandem_pool_t *pool, bool busy) {
+  /* Full barrier: a resting worker that parks after this sees the new
+   * count in its re-check, or is counted in nsleeping for notify(). */
+  if (tdm_faa_u32(&pool->busy_loops, busy ? 1 : (uint32_t)-1) == 1 && !busy)
+    tdm_store_u32(&pool->lag, 0);
+  if (busy)
+    tdm_faa_64(&pool->streams, 1);
+  if (!busy)
+    notify(pool);
+}
+
+void tandem__pool_set_lag(tandem_pool_t *pool, unsigned lag) {
+  uint32_t cpu = (uint32_t)tandem__thread_cpu();
+
+  if (tdm_load_u32(&pool->lag) != lag)
+    tdm_store_u32(&pool->lag, lag);
+  if (tdm_load_u32(&pool->busy_cpu) != cpu)
+    tdm_store_u32(&pool->busy_cpu, cpu);
+}
+
+void tandem__pool_release_lag(tandem_pool_t *pool) {
+  /* Release: the cells before enq are written (they are ours: the loop
+   * thread published them itself). */
+  tdm_store_rel_64(&pool->lag_release, tdm_load_64(&pool->inject.enq));
+}
+
 void tandem__pool_kick(tandem_pool_t *pool) {
   tdm_fence_sc();
   notify(pool);
@@ -310,6 +368,54 @@ static void *steal_any(tdm_worker_t *w) {
   return NULL;
 }
 
+/* Lag.  A busy loop thread that streams jobs into the ring writes each
+ * cell just before a faster worker takes it: the cell's cache line then
+ * crosses between their cores twice per job, and the loop -- the
+ * bottleneck -- stalls on every one (measured on the 2-core VM: ~110 ns
+ * per job against ~30 ns when the worker happens to trail by ~150 cells).
+ * So while pool->lag is set (tandem__pool_set_lag), a worker takes from
+ * the ring only once `lag` items are ready, and then takes that many
+ * (its credit) without looking at the newest cells, so it reads lines
+ * the loop has finished with.  Waiting is bounded by LAG_WAIT_NS: a
+ * stream that slows down is still served. */
+static bool ring_ready(tdm_worker_t *w) {
+  uint64_t release;
+  uint64_t deq;
+  uint64_t now;
+  uint32_t lag;
+
+  if (w->credit != 0)
+    return true;
+  lag = tdm_load_u32(&w->pool->lag);
+  if (lag == 0)
+    return true;
+  if (tdm_inject_ready_at(&w->pool->inject, lag)) {
+    w->credit = lag;
+    w->lag_since = 0;
+    return true;
+  }
+  /* Whatever the loop queued before the end of its last drain is
+   * finished with, however little. */
+  deq = tdm_load_64(&w->pool->inject.deq);
+  release = tdm_load_acq_64(&w->pool->lag_release);
+  if ((int64_t)(release - deq) > 0) {
+    w->credit = (uint32_t)(release - deq);
+    w->lag_since = 0;
+    return true;
+  }
+  now = uv_hrtime();
+  if (w->lag_since == 0) {
+    w->lag_since = now;
+    return false;
+  }
+  if (now - w->lag_since < LAG_WAIT_NS)
+    return false;
+  /* Waited enough: the stream has dried up, take all there is. */
+  w->lag_since = 0;
+  w->credit = UINT32_MAX;
+  return true;
+}
+
 static void *find_work(tdm_worker_t *w, bool from_inject) {
   void *item;
   bool more;
@@ -318,8 +424,14 @@ static void *find_work(tdm_worker_t *w, bool from_inject) {
   if (item != NULL)
     return item;
   if (from_inject) {
-    item = tdm_inject_pop_mc(&w->pool->inject, &more);
+    if (ring_ready(w)) {
+      item = tdm_inject_pop_mc(&w->pool->inject, &more);
+      if (item == NULL)
+        w->credit = 0; /* ran dry: wait for `lag` again */
+    }
     if (item != NULL) {
+      if (w->credit != 0)
+        w->credit--;
       bump(&w->injected);
       /* More waiting behind it: make sure someone else comes too (the
        * pop's CAS was a full barrier). */
@@ -385,7 +497,8 @@ static bool park(tdm_worker_t *w) {
   snap = tdm_parker_snapshot(&w->parker);
   tdm_store_u32(&w->sleeping, 1);
   tdm_faa_u32(&pool->nsleeping, 1); /* full barrier before the re-check */
-  if (!tdm_load_u32(&pool->stop) && !work_visible(pool)) {
+  if (!tdm_load_u32(&pool->stop) &&
+      (throttled(w) ? tdm_deque_size(&w->dq) == 0 : !work_visible(pool))) {
     bump(&w->parks);
     tdm_parker_wait(&w->parker, snap);
   }
@@ -403,6 +516,7 @@ static void worker_main(void *arg) {
   tandem_pool_t *pool;
   bool spinning;
   bool hot;
+  bool rest;
   uint64_t deadline;
   uint64_t last;
   uint64_t now;
@@ -420,7 +534,10 @@ static void worker_main(void *arg) {
   deadline = 0;
   iter = 0;
   for (;;) {
-    item = find_work(w, true);
+    if (tdm_load_u32(&pool->busy_loops) != 0)
+      tdm_store_u32(&w->cpu, (uint32_t)tandem__thread_cpu());
+    rest = throttled(w);
+    item = rest ? tdm_deque_take_owner(&w->dq) : find_work(w, true);
     if (item != NULL) {
       if (spinning) {
         spinning = false;
@@ -432,11 +549,21 @@ static void worker_main(void *arg) {
     }
     if (tdm_load_u32(&pool->stop))
       break;
+    if (rest) {
+      /* Hand the ring over to a worker that may take from it. */
+      if (spinning) {
+        spinning = false;
+        stop_spinning(pool);
+      } else if (work_visible(pool)) {
+        notify(pool);
+      }
+      hot = false;
+    }
     /* A worker that just ran something is hot: the next job of a round
      * trip is likely on its way, so it spins even if a freshly woken
      * worker holds the spinner's place (else it would park and the next
      * round would pay a futex wake-up). */
-    if (!spinning && pool->worker_spin_ns != 0 &&
+    if (!spinning && !rest && pool->worker_spin_ns != 0 &&
         !tandem__pool_contended(pool) &&
         (hot ? (tdm_faa_u32(&pool->nspinning, 1), true)
              : try_start_spinning(pool))) {
@@ -567,6 +694,9 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   /* With no core to spare for a loop thread, a spinner offers its core at
    * every look for work: a runnable loop thread then gets it at once. */
   pool->ncpus = online_cpus();
+  /* Resting needs another worker, and another CPU it may run on: in a
+   * process confined to one CPU, every worker shares the loop's. */
+  pool->can_rest = pool->nworkers >= 2 && tandem__usable_cpus() >= 2;
   pool->yield_every = pool->nworkers >= pool->ncpus ? 1 : YIELD_EVERY;
   pool->worker_spin_ns = spin_ns(opts->worker_spin_us);
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
@@ -589,6 +719,7 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
     w = &pool->workers[i];
     w->pool = pool;
     w->index = i;
+    w->cpu = UINT32_MAX;
     w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
     tdm_parker_init(&w->parker);
     err = tdm_deque_init(&w->dq, DEQUE_LOG2_CAPACITY);
@@ -655,6 +786,8 @@ int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out) {
   out->workers = pool->nworkers;
   out->inject_depth = tdm_inject_live(&pool->inject);
   out->cancelled = tdm_load_64(&pool->cancelled);
+  out->streams = tdm_load_64(&pool->streams);
+  out->streaming = tdm_load_u32(&pool->busy_loops);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[i];
     s.jobs = tdm_load_64(&w->jobs);

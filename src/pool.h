@@ -49,6 +49,10 @@ typedef struct tdm_worker_s {
   tandem_pool_t *pool;
   unsigned index;
   uint64_t rng; /* victim selection, owner only */
+  uint32_t cpu;       /* CPU it last looked for work on, while a loop
+                         streams; UINT32_MAX: not known */
+  uint32_t credit;    /* ring items it may take without waiting (lag) */
+  uint64_t lag_since; /* when it began to wait for `lag` items, or 0 */
   uv_thread_t thread;
   /* Written by other threads: a line of their own. */
   tdm_parker_t parker TDM_ALIGNED;
@@ -72,6 +76,13 @@ struct tandem_pool_s {
   uint32_t wake_cursor;
   uint64_t cancelled;
   uint64_t contended_until;   /* no spinning or polling before then */
+  /* Loop threads polling because completions pour in: each keeps a core
+   * busy, so as many workers rest (see throttled() in pool.c). */
+  uint32_t busy_loops TDM_ALIGNED;
+  uint32_t lag; /* see ring_ready() in pool.c; 0: take items at once */
+  uint32_t busy_cpu; /* where a busy loop thread last ran (throttled()) */
+  uint64_t lag_release; /* ring position a busy loop's last drain reached */
+  uint64_t streams;     /* times a loop began to stream (stats) */
   void *overflow TDM_ALIGNED; /* items that found the ring full: a
                                  Treiber stack, linked through the
                                  items themselves */
@@ -86,6 +97,7 @@ struct tandem_pool_s {
   uint64_t loop_spin_ns;
   int worker_nice;
   int is_default;
+  int can_rest; /* workers may rest for a busy loop (throttled()) */
 };
 
 /* The worker running on this thread, or NULL on any other thread. */
@@ -102,6 +114,18 @@ extern _Thread_local tdm_worker_t *tandem__self;
  * callbacks). */
 void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
                          void **cellp, bool defer);
+
+/* Loop thread: its loop starts (busy true) or stops polling for a stream
+ * of completions.  While n loops do, workers beyond ncpus - n rest. */
+void tandem__pool_loop_busy(tandem_pool_t *pool, bool busy);
+
+/* Loop thread, while its loop is busy: asks workers to trail the ring's
+ * newest item by `lag` (0: not at all), and notes the loop thread's CPU. */
+void tandem__pool_set_lag(tandem_pool_t *pool, unsigned lag);
+
+/* Loop thread, at the end of a busy loop's drain: workers may take every
+ * item queued so far, however few (see ring_ready() in pool.c). */
+void tandem__pool_release_lag(tandem_pool_t *pool);
 
 /* Any thread: wakes a worker for items submitted with `defer`. */
 void tandem__pool_kick(tandem_pool_t *pool);

@@ -5,6 +5,7 @@
 #include "renice.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -54,4 +55,16 @@ int tandem__machine_busy(unsigned ncpus, unsigned own) {
     return 0;
   limit = ncpus > own + 1 ? ncpus : own + 1;
   return running > limit;
+}
+
+int tandem__thread_cpu(void) {
+  return sched_getcpu(); /* the vDSO: a few nanoseconds */
+}
+
+unsigned tandem__usable_cpus(void) {
+  cpu_set_t set;
+
+  if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    return 1;
+  return (unsigned)CPU_COUNT(&set);
 }

@@ -15,4 +15,12 @@ int tandem__thread_renice(int nice);
  * would make?  Reads /proc/loadavg; false when it cannot. */
 int tandem__machine_busy(unsigned ncpus, unsigned own);
 
+/* Calling thread: the CPU it runs on now (it may move at any time), or
+ * -1 if unknown. */
+int tandem__thread_cpu(void);
+
+/* Calling thread: how many CPUs it may run on (its affinity mask); 1 if
+ * unknown. */
+unsigned tandem__usable_cpus(void);
+
 #endif /* TANDEM_RENICE_H */
