@@ -132,7 +132,7 @@ struct tandem_s {
   uv_poll_t wake_;     /* watches wake_fd_: completions wake the loop */
   uv_idle_t idle_;     /* polls for completions when one is near */
   uv_timer_t timer_;   /* drains a deep backlog's completions each tick */
-  uv_thread_t thread_; /* the loop's thread */
+  const void *thread_tag_; /* identifies the loop's thread (loop.c) */
   int wake_fd_;        /* an eventfd any thread writes to wake the loop */
   tandem_close_cb close_cb_;
   /* Written by the loop thread (and by other submitting threads). */

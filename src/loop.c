@@ -114,9 +114,13 @@ static void wake_loop(tandem_t *t) {
    * pending anyway. */
 }
 
+/* The address of a thread-local variable names its thread for as long as
+ * the thread lives: one instruction to compute, where pthread_self() and
+ * pthread_equal() were two calls into libc on every job. */
+static _Thread_local char thread_tag;
+
 static bool on_loop_thread(const tandem_t *t) {
-  uv_thread_t self = uv_thread_self();
-  return uv_thread_equal(&self, &t->thread_);
+  return t->thread_tag_ == &thread_tag;
 }
 
 /* ------------------------------------------- loop-thread bookkeeping */
@@ -549,7 +553,7 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   t->data = data;
   t->loop = loop;
   t->pool = pool;
-  t->thread_ = uv_thread_self();
+  t->thread_tag_ = &thread_tag;
   t->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (t->wake_fd_ < 0)
     return uv_translate_sys_error(errno);
@@ -658,8 +662,8 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   req->status_ = 0;
   req->from_loop_ = from_loop;
   if (from_loop) {
-    t->loop_pending_++;
-    update_ref(t);
+    if (t->loop_pending_++ == 0)
+      update_ref(t);
     if (t->pool->loop_spin_ns != 0 && t->loop_pending_ <= t->pool->nworkers &&
         !(t->flags_ & F_POLLING) && !tandem__pool_contended(t->pool)) {
       t->last_activity_ = uv_hrtime();
