@@ -32,13 +32,13 @@
  * Leaving batching is stop_polling's Dekker pair again.
  *
  * Streams.  A polling loop whose completions come less than STREAM_GAP_NS
- * apart, with more jobs in flight than workers, is queueing jobs as cheap
- * as queueing them: the loop thread is the bottleneck.  It then counts
- * itself in the pool's busy loops (throttle): a worker on the loop's CPU
- * rests, and the others trail the ring's newest job by `lag` (pool.c,
- * throttled() and ring_ready()), so that the loop does not stall on cache
- * lines a worker has just taken from under it.  On the 2-core VM this took
- * empty jobs at W=1024 from 10-12 to 18-26 million a second.
+ * apart, with more jobs in flight than workers, runs jobs that cost about
+ * as much as queueing them: the loop thread is the bottleneck.  It then
+ * counts itself in the pool's busy loops (throttle): a worker on the
+ * loop's CPU rests, and the others trail the ring's newest job by `lag`
+ * (pool.c, throttled() and ring_ready()), so that the loop does not stall
+ * on cache lines a worker has just taken from under it.  On the 2-core VM
+ * this took empty jobs at W=1024 from 10-14 to 18-28 million a second.
  *
  * Counting.  Jobs queued from the loop thread are counted in loop_pending_
  * (plain: only the loop thread touches it); jobs from other threads in
@@ -180,12 +180,11 @@ static void advertise_lag(tandem_t *t) {
 }
 
 /* Loop thread, polling, after a drain: is this a stream -- completions
- * on average less than STREAM_GAP_NS apart, more jobs in flight than
- * workers (twice that gap to leave the mode: no flapping)?  Then the
- * jobs are about as cheap as queueing them, the loop
- * thread is the bottleneck and keeps a core busy, so the pool rests a
- * worker and trails the stream (advertise_lag).  Slower jobs, or a few
- * in flight (a round trip), keep every worker ready. */
+ * on average less than STREAM_GAP_NS apart (twice that to leave: no
+ * flapping), more jobs in flight than workers?  Then the loop thread is
+ * the bottleneck and keeps a core busy, so the pool rests a worker and
+ * trails the stream (advertise_lag).  Slower jobs, or a few in flight (a
+ * round trip), keep every worker ready. */
 static void stream_mode(tandem_t *t) {
   uint64_t gap = t->flags_ & F_THROTTLE ? 2 * STREAM_GAP_NS : STREAM_GAP_NS;
   bool on = t->loop_pending_ > t->pool->nworkers && t->gap_ns_ < gap &&
