@@ -48,7 +48,9 @@ static inline bool tdm_inject_ahead(const tdm_inject_t *q, uint64_t pos) {
   return (int64_t)(pos - tdm_load_64(&q->deq)) > 0;
 }
 
-/* Any thread: are at least k + 1 items published (racy)? */
+/* Any thread: are at least k + 1 items published?  Racy, a hint for when to
+ * pop (the acquire matches the producer's release of seq; the pop checks
+ * again). */
 static inline bool tdm_inject_ready_at(const tdm_inject_t *q, uint64_t k) {
   uint64_t pos = tdm_load_64(&q->deq) + k;
   return tdm_load_acq_64(&q->cells[pos & q->mask].seq) == pos + 1;

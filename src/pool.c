@@ -131,6 +131,9 @@ static uint64_t xorshift(uint64_t *s) {
 static bool throttled(const tdm_worker_t *w) {
   uint32_t cpu;
 
+  /* Relaxed loads: a hint.  A stale answer only rests or wakes a worker a
+   * little late; the barriers that prevent lost work are in park() and
+   * tandem__pool_loop_busy(). */
   if (!w->pool->can_rest || tdm_load_u32(&w->pool->busy_loops) == 0)
     return false;
   cpu = tdm_load_u32(&w->cpu);
@@ -285,6 +288,8 @@ void tandem__pool_loop_busy(tandem_pool_t *pool, bool busy) {
 void tandem__pool_set_lag(tandem_pool_t *pool, unsigned lag) {
   uint32_t cpu = (uint32_t)tandem__thread_cpu();
 
+  /* Relaxed, and only when they change: hints that workers read on every
+   * turn (see throttled() and ring_ready()). */
   if (tdm_load_u32(&pool->lag) != lag)
     tdm_store_u32(&pool->lag, lag);
   if (tdm_load_u32(&pool->busy_cpu) != cpu)
@@ -398,6 +403,8 @@ static bool ring_ready(tdm_worker_t *w) {
   /* Whatever the loop queued before the end of its last drain is
    * finished with, however little. */
   deq = tdm_load_64(&w->pool->inject.deq);
+  /* Acquire pairs with tandem__pool_release_lag(); pop_mc still checks each
+   * cell's seq, so this only decides when to look. */
   release = tdm_load_acq_64(&w->pool->lag_release);
   if ((int64_t)(release - deq) > 0) {
     w->credit = (uint32_t)(release - deq);

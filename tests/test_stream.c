@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "probes.h"
 #include "suite_run.h"
 #include "tandem.h"
 
@@ -25,41 +26,23 @@
 #define TOTAL 400000   /* jobs queued in all, by requeueing */
 #define CHECK_EVERY 256 /* after callbacks between looks at the stats */
 
-typedef struct probe_s {
-  tandem_work_t req;
-  atomic_int ran;
-  int queued; /* loop thread only */
-  int called; /* loop thread only */
-} probe_t;
-
-static uv_loop_t loop;
-static tandem_t tandem;
-static tandem_pool_t *pool;
-static uv_thread_t loop_thread;
+static probes_t ps;
 static probe_t probes[WIDTH];
 
 /* Loop thread only. */
-static int queued_total;
-static int afters;
-static int afters_off_thread;
-static int bad_status;
-static int cancelled;
 static int saw_stream;
 static int close_called;
-static int stop_requeue;
 static probe_t *cancel_victim;
+static int victim_status;
 static uint64_t streams_before;
 
-/* No ck_assert in the after callbacks: Check logs every passed assertion
- * with a write(), which alone would slow the loop below a stream.  They
- * count what went wrong, and each test asserts the counts at the end. */
-static int bad_calls;
-
+/* Counts a failed call in ps.bad_calls: it may run in an after callback
+ * (probes.h: no ck_assert there). */
 static uint64_t streams_now(unsigned *streaming) {
   tandem_stats_t st;
 
-  if (tandem_pool_stats(pool, &st) != 0) {
-    bad_calls++;
+  if (tandem_pool_stats(ps.pool, &st) != 0) {
+    ps.bad_calls++;
     return 0;
   }
   if (streaming != NULL)
@@ -67,90 +50,42 @@ static uint64_t streams_now(unsigned *streaming) {
   return st.streams;
 }
 
-static void setup(void) {
-  tandem_options_t opts;
-
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = WORKERS;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tandem, pool), 0);
-  loop_thread = uv_thread_self();
-  memset(probes, 0, sizeof(probes));
-  queued_total = afters = afters_off_thread = bad_status = cancelled = 0;
-  saw_stream = close_called = stop_requeue = bad_calls = 0;
-  cancel_victim = NULL;
-  streams_before = streams_now(NULL);
-}
-
-static void teardown(void) {
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
-}
-
-static void close_cb(tandem_t *t) {
-  ck_assert_ptr_eq(t, &tandem);
-  close_called++;
-}
-
 static void empty_work_cb(tandem_work_t *req) {
   atomic_fetch_add_explicit(&((probe_t *)req)->ran, 1, memory_order_relaxed);
 }
 
-static tandem_after_work_cb test_after; /* each test's after callback */
+static void setup(void) {
+  probes_open(&ps, WORKERS, probes, WIDTH, TOTAL, empty_work_cb);
+  saw_stream = close_called = 0;
+  cancel_victim = NULL;
+  victim_status = 1;
+  streams_before = streams_now(NULL);
+}
 
-static int queue(probe_t *p) {
-  int err;
+static void teardown(void) {
+  probes_close(&ps);
+}
 
-  err = tandem_queue_work(&tandem, &p->req, empty_work_cb, test_after);
-  if (err == 0) {
-    p->queued++;
-    queued_total++;
-  }
-  return err;
+static void close_cb(tandem_t *t) {
+  ck_assert_ptr_eq(t, &ps.tandem);
+  close_called++;
 }
 
 /* Counts one after callback; every test's callback starts with it. */
 static void count_after(probe_t *p, int status) {
-  uv_thread_t self = uv_thread_self();
   unsigned streaming;
 
-  if (!uv_thread_equal(&self, &loop_thread))
-    afters_off_thread++;
-  afters++;
-  p->called++;
-  if (status == UV_ECANCELED)
-    cancelled++;
-  else if (status != 0)
-    bad_status++;
-  if (!saw_stream && afters % CHECK_EVERY == 0) {
+  probes_count(&ps, p, status);
+  if (!saw_stream && ps.afters % CHECK_EVERY == 0) {
     (void)streams_now(&streaming);
     saw_stream = streaming != 0;
   }
 }
 
-static void requeue(probe_t *p) {
-  if (!stop_requeue && queued_total < TOTAL && queue(p) != 0)
-    bad_calls++;
-}
-
-static void start_all(tandem_after_work_cb after) {
-  int i;
-
-  test_after = after;
-  for (i = 0; i < WIDTH; i++)
-    ck_assert_int_eq(queue(&probes[i]), 0);
-}
-
-static void check_each_called_once(void) {
-  int i;
-
-  for (i = 0; i < WIDTH; i++)
-    ck_assert_int_eq(probes[i].called, probes[i].queued);
-  ck_assert_int_eq(afters, queued_total);
-  ck_assert_int_eq(afters_off_thread, 0);
-  ck_assert_int_eq(bad_status, 0);
-  ck_assert_int_eq(bad_calls, 0);
+/* Mid-run actions wait for the stream, or for half the jobs where none
+ * comes (ThreadSanitizer). */
+static int mid_run(void) {
+  return saw_stream || ps.afters >= TOTAL / 2;
 }
 
 /* Did the loop stream during the test?  ThreadSanitizer makes every job
@@ -172,27 +107,22 @@ static void check_pool_whole(void) {
 
 static void plain_after_cb(tandem_work_t *req, int status) {
   count_after((probe_t *)req, status);
-  requeue((probe_t *)req);
+  probes_requeue(&ps, (probe_t *)req);
 }
 
 START_TEST(test_stream_every_job_once) {
-  int ran;
-  int i;
-
-  start_all(plain_after_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(queued_total, TOTAL);
-  check_each_called_once();
-  ck_assert_int_eq(cancelled, 0);
-  for (ran = 0, i = 0; i < WIDTH; i++)
-    ran += atomic_load(&probes[i].ran);
-  ck_assert_int_eq(ran, TOTAL);
+  probes_start(&ps, plain_after_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(ps.queued_total, TOTAL);
+  probes_check_once(&ps);
+  ck_assert_int_eq(ps.cancelled, 0);
+  ck_assert_int_eq(probes_ran(&ps), TOTAL);
   check_streamed();
   /* uv_run returned in mid-stream (the last completions came in a burst):
    * the loop must have left the stream on its way out. */
   check_pool_whole();
-  tandem_close(&tandem, close_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 }
 END_TEST
@@ -220,21 +150,21 @@ static void meet_after_cb(tandem_work_t *req, int status) {
 START_TEST(test_every_worker_back_after_stream) {
   tandem_work_t meet[2];
 
-  start_all(plain_after_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  check_each_called_once();
+  probes_start(&ps, plain_after_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  probes_check_once(&ps);
   check_streamed();
   atomic_store(&met, 0);
   met_ok = 0;
   memset(meet, 0, sizeof(meet));
-  ck_assert_int_eq(tandem_queue_work(&tandem, &meet[0], meet_work_cb,
+  ck_assert_int_eq(tandem_queue_work(&ps.tandem, &meet[0], meet_work_cb,
                                      meet_after_cb), 0);
-  ck_assert_int_eq(tandem_queue_work(&tandem, &meet[1], meet_work_cb,
+  ck_assert_int_eq(tandem_queue_work(&ps.tandem, &meet[1], meet_work_cb,
                                      meet_after_cb), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
   ck_assert_msg(met_ok == 2, "the two jobs never ran at the same time");
-  tandem_close(&tandem, close_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
 }
 END_TEST
 
@@ -242,74 +172,56 @@ static void close_after_cb(tandem_work_t *req, int status) {
   probe_t *p = (probe_t *)req;
 
   count_after(p, status);
-  if (!stop_requeue && (saw_stream || afters >= TOTAL / 2)) {
-    stop_requeue = 1;
-    tandem_close(&tandem, close_cb);
+  if (!ps.stop_requeue && mid_run()) {
+    ps.stop_requeue = 1;
+    tandem_close(&ps.tandem, close_cb);
     /* Refused from now on, and the request stays the caller's. */
-    if (queue(p) != UV_EINVAL)
-      bad_calls++;
+    if (probes_queue(&ps, p) != UV_EINVAL)
+      ps.bad_calls++;
   }
-  requeue(p);
+  probes_requeue(&ps, p);
 }
 
 START_TEST(test_close_while_streaming) {
-  start_all(close_after_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  probes_start(&ps, close_after_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
   check_streamed();
-  ck_assert_int_eq(stop_requeue, 1);
+  ck_assert_int_eq(ps.stop_requeue, 1);
   ck_assert_int_eq(close_called, 1);
-  check_each_called_once();
+  probes_check_once(&ps);
   check_pool_whole();
 }
 END_TEST
-
-static int victim_status = 1;
 
 /* Once streaming: cancels a job that has not started; its callback comes
  * with UV_ECANCELED and it is not queued again. */
 static void cancel_after_cb(tandem_work_t *req, int status) {
   probe_t *p = (probe_t *)req;
-  int err;
-  int i;
 
   count_after(p, status); /* counts a status other than 0 or UV_ECANCELED */
   if (p == cancel_victim) {
     victim_status = status;
     return; /* not queued again */
   }
-  requeue(p);
-  if (cancel_victim != NULL || !(saw_stream || afters >= TOTAL / 2))
-    return;
-  /* The newest first: they are the likeliest still in the ring.  A worker
-   * may take one before we cancel: UV_EBUSY, try the next. */
-  for (i = WIDTH - 1; i >= 0; i--) {
-    if (probes[i].called == probes[i].queued ||
-        atomic_load(&probes[i].ran) == probes[i].queued)
-      continue;
-    err = tandem_cancel(&probes[i].req);
-    if (err == 0) {
-      cancel_victim = &probes[i];
-      return;
-    }
-    if (err != UV_EBUSY)
-      bad_calls++;
-  }
+  probes_requeue(&ps, p);
+  if (cancel_victim == NULL && mid_run())
+    cancel_victim = probes_cancel_one(&ps);
 }
 
 START_TEST(test_cancel_while_streaming) {
-  start_all(cancel_after_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  probes_start(&ps, cancel_after_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
   check_streamed();
   ck_assert_msg(cancel_victim != NULL, "no queued job could be cancelled");
-  check_each_called_once();
+  probes_check_once(&ps);
   /* The one cancelled callback was the victim's last. */
-  ck_assert_int_eq(cancelled, 1);
+  ck_assert_int_eq(ps.cancelled, 1);
   ck_assert_int_eq(victim_status, UV_ECANCELED);
   ck_assert_int_eq(atomic_load(&cancel_victim->ran),
                    cancel_victim->queued - 1);
   check_pool_whole();
-  tandem_close(&tandem, close_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
 }
 END_TEST
 
