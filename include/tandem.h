@@ -48,6 +48,11 @@ typedef void (*tandem_range_cb)(size_t lo, size_t hi, void *ctx);
 
 /* ---------------------------------------------------------------- pools */
 
+/* The largest tandem_options_t.queue_size: 2^22 slots, 128 MiB of ring
+ * allocated when the pool is made (32 bytes a slot).  Beyond the ring,
+ * jobs wait on an unbounded overflow list anyway. */
+#define TANDEM_QUEUE_SIZE_MAX (1u << 22)
+
 /* Options for tandem_pool_new().  A zeroed struct (or NULL) means defaults. */
 typedef struct tandem_options_s {
   unsigned workers;    /* worker threads; 0 = one per online CPU */

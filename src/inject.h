@@ -72,6 +72,11 @@ unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
                                  void (*taken)(void *item, void *arg),
                                  void *arg);
 
+/* Tests only: called by tdm_inject_cancel_owned() between its reads of the
+ * two ends of the ring, so a test can move them there (the race of defect
+ * F1).  NULL, and never called, otherwise. */
+extern void (*tdm_inject_scan_hook)(tdm_inject_t *q);
+
 /* Any thread: a racy estimate of the positions in use, cancelled ones
  * included (the right test for "might a consumer find something"). */
 uint64_t tdm_inject_size(const tdm_inject_t *q);
