@@ -13,6 +13,8 @@
 
 #include <uv.h>
 
+void (*tdm_inject_scan_hook)(tdm_inject_t *q);
+
 static char tombstone;
 #define TOMB ((void *)&tombstone)
 
@@ -123,8 +125,16 @@ unsigned tdm_inject_cancel_owned(tdm_inject_t *q, const void *owner,
   void *item;
 
   n = 0;
+  /* The read end first: deq never passes enq, so a deq read before enq is
+   * at or behind it however far other threads move both in between.  (Read
+   * the other way round, deq could already be past `end`, and a scan to
+   * `end` ran towards 2^64: defect F1.)  Acquire: the consumer that moved
+   * deq to `pos` saw the producer's enq move past pos - 1 first. */
+  pos = tdm_load_acq_64(&q->deq);
+  if (tdm_inject_scan_hook != NULL)
+    tdm_inject_scan_hook(q);
   end = tdm_load_64(&q->enq);
-  for (pos = tdm_load_64(&q->deq); pos != end; pos++) {
+  for (; (int64_t)(end - pos) > 0; pos++) {
     c = &q->cells[pos & q->mask];
     /* Read owner and item between two reads of seq, like a seqlock, so
      * that both belong to the same lap of the cell. */
