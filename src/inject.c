@@ -67,7 +67,9 @@ bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
   tdm_store_ptr((void **)cellp, c);
   *posp = pos;
   tdm_store_ptr(&c->owner, owner);
-  tdm_store_ptr(&c->item, item);
+  /* Release: a canceller whose CAS finds the item sees what was written
+   * before the push (the request's handle, its cell). */
+  tdm_store_rel_ptr(&c->item, item);
   /* Release: a consumer that sees seq == pos + 1 sees the item. */
   tdm_store_rel_64(&c->seq, pos + 1);
   return true;
@@ -107,10 +109,18 @@ void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
   }
 }
 
-bool tdm_inject_cancel_in(tdm_inject_t *q, tdm_cell_t *cell, void *item) {
-  if (cell == NULL || !tdm_cas_ptr(&cell->item, item, TOMB))
-    return false;
+bool tdm_inject_cancel_cell(tdm_cell_t *cell, void *item) {
+  return cell != NULL && tdm_cas_ptr(&cell->item, item, TOMB);
+}
+
+void tdm_inject_tombstoned(tdm_inject_t *q) {
   tdm_faa_64(&q->tombs, 1);
+}
+
+bool tdm_inject_cancel_in(tdm_inject_t *q, tdm_cell_t *cell, void *item) {
+  if (!tdm_inject_cancel_cell(cell, item))
+    return false;
+  tdm_inject_tombstoned(q);
   return true;
 }
 

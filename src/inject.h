@@ -65,6 +65,12 @@ void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more);
  * item. */
 bool tdm_inject_cancel_in(tdm_inject_t *q, tdm_cell_t *cell, void *item);
 
+/* Any thread: tdm_inject_cancel_in() for a caller that learns which ring
+ * the cell is in only once it owns the item.  Returns true when the caller
+ * now owns it; it must then call tdm_inject_tombstoned() on that ring. */
+bool tdm_inject_cancel_cell(tdm_cell_t *cell, void *item);
+void tdm_inject_tombstoned(tdm_inject_t *q);
+
 /* Any thread.  Takes back every item still waiting that was queued with
  * `owner`, calling taken(item, arg) for each; the caller owns those items
  * from then on.  Returns how many. */

@@ -627,10 +627,11 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
 
   if (t == NULL || req == NULL || work_cb == NULL || t->pool == NULL)
     return UV_EINVAL;
-  /* Claim the request first, so that a second submit of it fails. */
+  /* Claim the request first, so that a second submit of it fails; a cancel
+   * meanwhile answers UV_EBUSY (pool.h: the request's states). */
   state = tdm_load_u32(&req->state_);
   if (tandem__req_in_flight(req) ||
-      !tdm_cas_u32(&req->state_, state, TDM_REQ_QUEUED))
+      !tdm_cas_u32(&req->state_, state, TDM_REQ_CLAIMED))
     return UV_EBUSY;
   /* Ours now: a refused concurrent submit cannot touch what we write. */
   if (setup != NULL)
@@ -660,6 +661,10 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   req->after_cb_ = after_cb;
   req->status_ = 0;
   req->from_loop_ = from_loop;
+  tdm_store_ptr(&req->cell_, NULL); /* not the cell of an earlier queueing */
+  /* Release: a cancel that sees QUEUED sees the handle and cell_ above.
+   * Before the submit: from then on a worker may make it RUNNING. */
+  tdm_store_rel_u32(&req->state_, TDM_REQ_QUEUED);
   if (from_loop) {
     if (t->loop_pending_++ == 0)
       update_ref(t);
@@ -683,21 +688,26 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
 
 int tandem_cancel(tandem_work_t *req) {
   unsigned state;
+  tandem_t *t;
 
   if (req == NULL)
     return UV_EINVAL;
-  state = tdm_load_u32(&req->state_);
+  /* Acquire: pairs with the submit's release of QUEUED. */
+  state = tdm_load_acq_u32(&req->state_);
   if (state == TDM_REQ_RUNNING || state == TDM_REQ_DONE ||
-      state == TDM_REQ_FINISHED)
+      state == TDM_REQ_FINISHED || state == TDM_REQ_CLAIMED)
     return UV_EBUSY;
   if (state != TDM_REQ_QUEUED)
     return UV_EINVAL;
   /* Only a job still in the injection ring can be taken back; the cas on
-   * its cell decides against the consumer's swap. */
-  if (!tdm_inject_cancel_in(&req->tandem->pool->inject,
-                            tdm_load_ptr(&req->cell_), req))
+   * its cell decides against the consumer's swap.  The handle is read only
+   * once the cas has won: then the request sits in that cell, put there by
+   * the submit that wrote req->tandem, and nobody can queue it anew. */
+  if (!tdm_inject_cancel_cell(tdm_load_ptr(&req->cell_), req))
     return UV_EBUSY;
-  tdm_faa_64(&req->tandem->pool->cancelled, 1);
+  t = req->tandem;
+  tdm_inject_tombstoned(&t->pool->inject);
+  tdm_faa_64(&t->pool->cancelled, 1);
   tandem__complete(req, UV_ECANCELED);
   return 0;
 }
