@@ -62,9 +62,11 @@ typedef struct tandem_options_s {
                           a small batch of jobs before it sleeps in epoll;
                           0 = default (50), < 0 = never poll */
   unsigned queue_size; /* slots in the injection queue (rounded up to a
-                          power of two); 0 = default (65536).  When it
-                          is full, jobs wait on an unbounded overflow
-                          list: queueing never blocks */
+                          power of two), allocated when the pool is made,
+                          32 bytes each; 0 = default (65536); at most
+                          TANDEM_QUEUE_SIZE_MAX.  When it is full, jobs
+                          wait on an unbounded overflow list: queueing
+                          never blocks */
   size_t stack_size;   /* worker stack in bytes; 0 = default (8 MiB) */
   int worker_nice;     /* added to each worker's nice value (Linux sets
                           it per thread); e.g. 5 makes the kernel prefer
@@ -74,8 +76,9 @@ typedef struct tandem_options_s {
 
 /* Makes a pool and starts its workers.  Any thread.  Returns 0 and sets
  * *pool, UV_EINVAL for a NULL pool or an option out of range (workers over
- * 4096, queue_size over 2^30, worker_nice outside -39..39), UV_ENOMEM, or
- * the error of a failed thread creation. */
+ * 4096, queue_size over TANDEM_QUEUE_SIZE_MAX, worker_nice outside
+ * -39..39), UV_ENOMEM, or the error of a failed thread creation (e.g.
+ * UV_EAGAIN).  On an error nothing is left behind: no memory, no thread. */
 TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
                                   const tandem_options_t *opts);
 

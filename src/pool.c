@@ -652,6 +652,9 @@ static void stop_workers(tandem_pool_t *pool, unsigned started) {
     uv_thread_join(&pool->workers[i].thread);
 }
 
+/* Frees a pool whose workers are stopped, or a partly made one: the
+ * worker array may be missing (its allocation failed: defect F3) and so
+ * may any worker's deque. */
 static void destroy(tandem_pool_t *pool) {
   unsigned i;
 
@@ -694,7 +697,7 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   *out = NULL;
   if (opts == NULL)
     opts = &defaults;
-  if (opts->workers > 4096 || opts->queue_size > (1u << 30) ||
+  if (opts->workers > 4096 || opts->queue_size > TANDEM_QUEUE_SIZE_MAX ||
       opts->worker_nice < -39 || opts->worker_nice > 39)
     return UV_EINVAL;
   if (posix_memalign((void **)&pool, TDM_CACHELINE, sizeof(*pool)) != 0)
