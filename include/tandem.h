@@ -13,6 +13,19 @@
  * (UV_EINVAL, UV_EBUSY, UV_ENOMEM, UV_ECANCELED, ...), so uv_strerror() and
  * uv_err_name() explain it.  When a function that takes a callback returns
  * an error, that callback is never called.
+ *
+ * fork(): a child process has only the thread that called fork(), so the
+ * workers of every pool made before the fork are not in it.  In the child,
+ * tandem_pool_default() (and tandem_init, tandem_join, groups and
+ * tandem_parallel_for given NULL) makes a new default pool on first use,
+ * as libuv does for its own pool.  A pool made before the fork, and every
+ * handle or group on it, is refused with UV_ESRCH ("no such process": its
+ * workers live in the parent) by tandem_init, tandem_queue_work,
+ * tandem_parallel_for(_async) and the group calls; tandem_close closes
+ * such a handle at once (call uv_loop_fork on its loop first, as libuv
+ * requires), and tandem_pool_free frees such a pool without joining.  Jobs
+ * in flight at the fork are the parent's: their after callbacks run in the
+ * parent only.
  */
 #ifndef TANDEM_H
 #define TANDEM_H
@@ -89,9 +102,9 @@ TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
  * pool's workers. */
 TANDEM_EXTERN int tandem_pool_free(tandem_pool_t *pool);
 
-/* The process-wide default pool, made with default options on first use.
- * Any thread.  Returns NULL only if it could not be made (out of memory or
- * threads). */
+/* The process-wide default pool, made with default options on first use
+ * (and again in a forked child).  Any thread.  Returns NULL only if it
+ * could not be made (out of memory or threads); a later call tries again. */
 TANDEM_EXTERN tandem_pool_t *tandem_pool_default(void);
 
 /* Number of workers of a pool.  Any thread.  0 for NULL. */
@@ -191,8 +204,11 @@ struct tandem_work_s {
 /* Joins `loop` to `pool` (NULL = the default pool).  Must be called on the
  * loop's thread, which becomes the thread that runs every after callback.
  * An idle tandem_t does not keep uv_run() alive.  Returns 0, UV_EINVAL for
- * NULL loop or handle, UV_ENOMEM if the default pool cannot be made, or
- * the error of eventfd() or uv_poll_init() (e.g. UV_EMFILE). */
+ * NULL loop or handle, UV_ESRCH for a pool made before this process was
+ * forked, the error of making the default pool (UV_ENOMEM, or a thread
+ * error such as UV_EAGAIN; a later call tries again), or the error of
+ * eventfd() or uv_poll_init() (e.g. UV_EMFILE).  On an error nothing is
+ * left behind. */
 TANDEM_EXTERN int tandem_init(uv_loop_t *loop, tandem_t *t,
                               tandem_pool_t *pool);
 
@@ -210,7 +226,8 @@ TANDEM_EXTERN void tandem_close(tandem_t *t, tandem_close_cb cb);
  * alive until their after callback has run, as with uv_queue_work; jobs
  * queued from other threads do not.  Returns 0, UV_EINVAL for NULL
  * arguments or a closing/closed handle, UV_EBUSY if `req` is already in
- * flight (queued, running, or awaiting its after callback). */
+ * flight (being queued, queued, running, or awaiting its after callback),
+ * UV_ESRCH for a handle made before this process was forked. */
 TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
                                     tandem_work_cb work_cb,
                                     tandem_after_work_cb after_cb);
@@ -218,7 +235,8 @@ TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
 /* Cancels a job that has not started.  Returns 0 if it had not: its after
  * callback then runs with UV_ECANCELED on the loop's next iteration, even
  * while every worker is busy, and the pool never touches `req` again.
- * Returns UV_EBUSY if it is running or finished, or if it never entered
+ * Returns UV_EBUSY if it is running or finished, if a tandem_queue_work of
+ * it has not returned yet, or if it never entered
  * the injection queue: jobs queued from inside one of the pool's workers go
  * straight onto that worker's deque, and jobs queued while the injection
  * queue was full wait on an overflow list; both count as taken.  UV_EINVAL
@@ -254,18 +272,21 @@ struct tandem_group_s {
 };
 
 /* Prepares a group on `pool` (NULL = the worker's own pool when called on
- * a worker, else the default pool).  Any thread.  Returns 0 or UV_EINVAL /
- * UV_ENOMEM. */
+ * a worker, else the default pool).  Any thread.  Returns 0, UV_EINVAL,
+ * UV_ESRCH for a pool made before this process was forked, or the error
+ * of making the default pool (UV_ENOMEM, a thread error). */
 TANDEM_EXTERN int tandem_group_init(tandem_group_t *g, tandem_pool_t *pool);
 
 /* Spawns `task`: fn(task) will run on the pool.  The task must stay valid
  * until tandem_group_wait() returns.  Call from the thread that waits.
- * Returns 0, UV_EINVAL for NULL arguments. */
+ * Returns 0, UV_EINVAL for NULL arguments, UV_ESRCH for a group made
+ * before this process was forked. */
 TANDEM_EXTERN int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
                                      tandem_task_cb fn);
 
 /* Returns when every task spawned on `g` has finished.  On a worker it runs
- * other work while it waits; elsewhere it blocks.  Returns 0 or UV_EINVAL. */
+ * other work while it waits; elsewhere it blocks.  Returns 0, UV_EINVAL, or
+ * UV_ESRCH for a group made before this process was forked. */
 TANDEM_EXTERN int tandem_group_wait(tandem_group_t *g);
 
 /* Calls body(lo, hi, ctx) on disjoint, non-empty sub-ranges covering
@@ -273,7 +294,8 @@ TANDEM_EXTERN int tandem_group_wait(tandem_group_t *g);
  * indices (so pieces hold at most `grain`; 0 = split lazily, only while
  * other workers are hungry).  On a worker it nests; elsewhere it blocks.
  * `pool` NULL = the current worker's pool or the default pool.  Returns 0
- * (also for an empty range, where body is never called) or UV_EINVAL. */
+ * (also for an empty range, where body is never called), UV_EINVAL, or
+ * tandem_group_init's errors. */
 TANDEM_EXTERN int tandem_parallel_for(tandem_pool_t *pool, size_t begin,
                                       size_t end, size_t grain,
                                       tandem_range_cb body, void *ctx);

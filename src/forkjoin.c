@@ -41,20 +41,29 @@ static void help_until_zero(tdm_worker_t *w, const uint32_t *count) {
 
 /* --------------------------------------------------------------- groups */
 
-static tandem_pool_t *current_pool(tandem_pool_t *pool) {
-  if (pool != NULL)
-    return pool;
-  if (tandem__self != NULL)
-    return tandem__self->pool;
-  return tandem_pool_default();
+/* The pool a fork-join call works on: `pool`, else the calling worker's,
+ * else the default pool.  Returns 0, UV_ESRCH for a pool inherited across
+ * fork(), or the error of making the default pool. */
+static int current_pool(tandem_pool_t *pool, tandem_pool_t **out) {
+  *out = NULL;
+  if (pool == NULL && tandem__self != NULL)
+    pool = tandem__self->pool;
+  if (pool == NULL)
+    return tandem__pool_default_get(out);
+  if (tandem__pool_stale(pool))
+    return UV_ESRCH;
+  *out = pool;
+  return 0;
 }
 
 int tandem_group_init(tandem_group_t *g, tandem_pool_t *pool) {
+  int err;
+
   if (g == NULL)
     return UV_EINVAL;
-  g->pool_ = current_pool(pool);
-  if (g->pool_ == NULL)
-    return UV_ENOMEM;
+  err = current_pool(pool, &g->pool_);
+  if (err != 0)
+    return err;
   g->pending_ = 0;
   g->waiting_ = 0;
   return 0;
@@ -85,6 +94,8 @@ int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
 
   if (g == NULL || task == NULL || fn == NULL || g->pool_ == NULL)
     return UV_EINVAL;
+  if (tandem__pool_stale(g->pool_))
+    return UV_ESRCH;
   task->fn_ = fn;
   task->group_ = g;
   task_frame(task)->run = group_task_run;
@@ -105,6 +116,8 @@ int tandem_group_wait(tandem_group_t *g) {
 
   if (g == NULL || g->pool_ == NULL)
     return UV_EINVAL;
+  if (tandem__pool_stale(g->pool_))
+    return UV_ESRCH; /* its tasks were left in the parent */
   w = tandem__self;
   if (w != NULL && w->pool == g->pool_) {
     help_until_zero(w, (uint32_t *)&g->pending_);
@@ -263,9 +276,9 @@ int tandem_parallel_for(tandem_pool_t *pool, size_t begin, size_t end,
 
   if (body == NULL || end < begin)
     return UV_EINVAL;
-  pool = current_pool(pool);
-  if (pool == NULL)
-    return UV_ENOMEM;
+  err = current_pool(pool, &pool);
+  if (err != 0)
+    return err;
   if (begin == end)
     return 0;
   p.body = body;

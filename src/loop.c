@@ -426,6 +426,32 @@ static void maybe_finish_close(tandem_t *t) {
   uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
 }
 
+/* A handle inherited across fork(), in the child: the jobs it had in
+ * flight are the parent's, and nobody here will finish them.  It closes at
+ * once, without a callback for them; its eventfd is shared with the parent,
+ * so the child never reads it (that could eat the parent's wake-up). */
+static void close_inherited(tandem_t *t) {
+  t->flags_ |= F_CLOSED;
+  t->loop_pending_ = 0;
+  tdm_store_u32(&t->inflight_, TDM_CLOSING_BIT);
+  tdm_store_u32(&t->closing_, 1);
+  update_ref(t);
+  uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
+  uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
+  uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
+}
+
+/* Loop thread, in a handle's callbacks: true (and the handle stops
+ * drawing work) if it was inherited across fork(). */
+static bool inherited_stop(tandem_t *t) {
+  if (!tandem__pool_stale(t->pool))
+    return false;
+  uv_poll_stop(&t->wake_);
+  uv_idle_stop(&t->idle_);
+  uv_timer_stop(&t->timer_);
+  return true;
+}
+
 /* ------------------------------------------------------------ handles */
 
 /* Loop thread, after draining n > 0 completions at `now`: were they
@@ -466,6 +492,8 @@ static void wake_cb(uv_poll_t *handle, int status, int events) {
 
   (void)status;
   (void)events;
+  if (inherited_stop(t))
+    return;
   /* Reset the eventfd before looking at the stack: a push after this
    * read is either seen below or writes it again. */
   (void)!read(t->wake_fd_, &count, sizeof(count));
@@ -507,6 +535,8 @@ static void timer_cb(uv_timer_t *handle) {
   tandem_t *t = handle->data;
   unsigned n;
 
+  if (inherited_stop(t))
+    return;
   n = drain(t);
   if (n != 0)
     (void)is_busy(t, n, uv_hrtime());
@@ -520,6 +550,8 @@ static void idle_cb(uv_idle_t *handle) {
   uint64_t now;
   unsigned n;
 
+  if (inherited_stop(t))
+    return;
   n = drain(t);
   now = uv_hrtime();
   if (n != 0) {
@@ -539,13 +571,19 @@ static void idle_cb(uv_idle_t *handle) {
 int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   void *data;
   int err;
+  int fd;
 
   if (loop == NULL || t == NULL)
     return UV_EINVAL;
-  if (pool == NULL) {
-    pool = tandem_pool_default();
-    if (pool == NULL)
-      return UV_ENOMEM;
+  if (pool != NULL && tandem__pool_stale(pool))
+    return UV_ESRCH; /* inherited across fork(): no workers here */
+  fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  /* After the eventfd: a failed eventfd leaves no default pool behind. */
+  if (pool == NULL && (err = tandem__pool_default_get(&pool)) != 0) {
+    close(fd);
+    return err;
   }
   data = t->data;
   memset(t, 0, sizeof(*t));
@@ -553,9 +591,7 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   t->loop = loop;
   t->pool = pool;
   t->thread_tag_ = &thread_tag;
-  t->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (t->wake_fd_ < 0)
-    return uv_translate_sys_error(errno);
+  t->wake_fd_ = fd;
   err = uv_poll_init(loop, &t->wake_, t->wake_fd_);
   if (err != 0) {
     close(t->wake_fd_);
@@ -598,6 +634,10 @@ void tandem_close(tandem_t *t, tandem_close_cb cb) {
     return;
   t->flags_ |= F_CLOSING;
   t->close_cb_ = cb;
+  if (tandem__pool_stale(t->pool)) {
+    close_inherited(t);
+    return;
+  }
   stop_batching(t); /* what is left comes home promptly */
   throttle(t, false); /* and every worker helps */
   /* Full barrier: from here no submitter can be counted in; a worker that
@@ -627,6 +667,8 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
 
   if (t == NULL || req == NULL || work_cb == NULL || t->pool == NULL)
     return UV_EINVAL;
+  if (tandem__pool_stale(t->pool))
+    return UV_ESRCH; /* a handle inherited across fork() */
   /* Claim the request first, so that a second submit of it fails; a cancel
    * meanwhile answers UV_EBUSY (pool.h: the request's states). */
   state = tdm_load_u32(&req->state_);

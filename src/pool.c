@@ -102,9 +102,6 @@ _Thread_local tdm_worker_t *tandem__self;
 #define WOKEN_SPIN_NS (4 * 1000) /* a woken worker that finds nothing */
 #define LAG_WAIT_NS (100 * 1000) /* longest wait for `lag` ready items */
 
-static uv_once_t default_once = UV_ONCE_INIT;
-static tandem_pool_t *default_pool;
-
 /* ------------------------------------------------------------ counters */
 
 /* Owner-only counters: a relaxed read-modify-write, no lock prefix. */
@@ -703,6 +700,8 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   if (posix_memalign((void **)&pool, TDM_CACHELINE, sizeof(*pool)) != 0)
     return UV_ENOMEM;
   memset(pool, 0, sizeof(*pool));
+  tandem__fork_watch();
+  pool->gen = tdm_load_u32(&tandem__fork_gen);
   pool->nworkers = opts->workers != 0 ? opts->workers : online_cpus();
   pool->max_spinning = pool->nworkers / 2 != 0 ? pool->nworkers / 2 : 1;
   /* With no core to spare for a loop thread, a spinner offers its core at
@@ -758,19 +757,11 @@ int tandem_pool_free(tandem_pool_t *pool) {
     return UV_EINVAL;
   if (tdm_load_u32(&pool->nattached) != 0)
     return UV_EBUSY;
-  stop_workers(pool, pool->nworkers);
+  /* A pool inherited across fork() has no workers here to stop. */
+  if (!tandem__pool_stale(pool))
+    stop_workers(pool, pool->nworkers);
   destroy(pool);
   return 0;
-}
-
-static void default_init(void) {
-  if (tandem_pool_new(&default_pool, NULL) == 0)
-    default_pool->is_default = 1;
-}
-
-tandem_pool_t *tandem_pool_default(void) {
-  uv_once(&default_once, default_init);
-  return default_pool;
 }
 
 unsigned tandem_pool_workers(const tandem_pool_t *pool) {

@@ -110,7 +110,29 @@ struct tandem_pool_s {
   int worker_nice;
   int is_default;
   int can_rest; /* workers may rest for a busy loop (throttled()) */
+  uint32_t gen; /* tandem__fork_gen when made (fork.c) */
+  tandem_pool_t *inherited_next; /* fork.c's list of inherited defaults */
 };
+
+/* fork.c.  Bumped in every forked child. */
+extern uint32_t tandem__fork_gen;
+
+/* Any thread: was `pool` made before this process forked from its parent?
+ * Then its workers are not in this process: calls that would hand it work
+ * fail with UV_ESRCH (one load and a compare: cheap enough for every
+ * submit). */
+static inline bool tandem__pool_stale(const tandem_pool_t *pool) {
+  return pool->gen != tdm_load_u32(&tandem__fork_gen);
+}
+
+/* Any thread: makes sure forked children learn that their pools are
+ * stale.  tandem_pool_new calls it. */
+void tandem__fork_watch(void);
+
+/* Any thread: the default pool, made on first use (again after a fork).
+ * Returns 0, or the error of tandem_pool_new (UV_ENOMEM, a thread error);
+ * a later call tries again. */
+int tandem__pool_default_get(tandem_pool_t **out);
 
 /* The worker running on this thread, or NULL on any other thread. */
 extern _Thread_local tdm_worker_t *tandem__self;

@@ -128,12 +128,13 @@ static void busy_after(tandem_work_t *req, int status) {
 static void busy_thread(void *arg) {
   busy_t *b = arg;
   unsigned i = 0;
+  int idle;
 
   while (!atomic_load(&b->stop)) {
     i = (i + 1) % 64;
-    if (atomic_load(&b->in_use[i]))
-      continue;
-    atomic_store(&b->in_use[i], 1);
+    idle = 0;
+    if (!atomic_compare_exchange_strong(&b->in_use[i], &idle, 1))
+      continue; /* in flight, or another thread's */
     b->reqs[i].data = b;
     if (tandem_queue_work(b->t, &b->reqs[i], noop_work, busy_after) == 0)
       atomic_fetch_add(&b->queued, 1);
@@ -290,7 +291,6 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
   uv_thread_t tid;
   tandem_work_t *reqs;
   unsigned n;
-  unsigned batch;
   unsigned i;
   long queued;
 
@@ -302,24 +302,22 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
   memset(&race, 0, sizeof(race));
   ck_assert_int_eq(uv_thread_create(&tid, race_canceller, &race), 0);
 
+  /* Fresh, zeroed requests, never reused while the canceller may hold
+   * one: each is queued for the first time. */
   n = env_count("TANDEM_CANCEL_RACES", 100000);
-  batch = 1000;
-  reqs = malloc(batch * sizeof(*reqs));
+  reqs = calloc(n, sizeof(*reqs));
+  ck_assert_ptr_nonnull(reqs);
   race_afters = race_cancelled = race_bad_status = 0;
   queued = 0;
   for (i = 0; i < n; i++) {
-    if (i % batch == 0) {
-      /* Fresh, zeroed requests: each is queued for the first time.  Jobs
-       * queued from the loop thread keep uv_run() alive until called
-       * back. */
+    /* Jobs queued from the loop thread keep uv_run() alive until called
+     * back. */
+    if (i % 1000 == 0) {
       ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
       ck_assert_int_eq(race_afters, queued);
-      atomic_store(&race.target, NULL);
-      memset(reqs, 0, batch * sizeof(*reqs));
     }
-    atomic_store(&race.target, &reqs[i % batch]);
-    ck_assert_int_eq(tandem_queue_work(&t, &reqs[i % batch], noop_work,
-                                       race_after),
+    atomic_store(&race.target, &reqs[i]);
+    ck_assert_int_eq(tandem_queue_work(&t, &reqs[i], noop_work, race_after),
                      0);
     queued++;
   }
