@@ -1,18 +1,22 @@
-/*
+/**
+ * \file tandem.h
  * tandem: a libuv event loop and a lock-free work-stealing thread pool that
  * run in tandem.
  *
- *   tandem_pool_t   a pool of worker threads (opaque, made at run time).
- *   tandem_t        a caller-owned handle joining one uv loop to one pool.
- *   tandem_work_t   a caller-owned request: work_cb runs on a worker, then
- *                   after_cb runs on the loop thread of the tandem_t it was
- *                   queued on, exactly like uv_queue_work.
- *   tandem_join, tandem_group_t, tandem_parallel_for: fork-join inside jobs.
+ *   - tandem_pool_t   a pool of worker threads (opaque, made at run time).
+ *   - tandem_t        a caller-owned handle joining one uv loop to one pool.
+ *   - tandem_work_t   a caller-owned request: work_cb runs on a worker, then
+ *                     after_cb runs on the loop thread of the tandem_t it
+ *                     was queued on, exactly like uv_queue_work.
+ *   - tandem_join, tandem_group_t, tandem_parallel_for: fork-join inside
+ *     jobs.
  *
  * Every function that can fail returns 0 or a negative libuv error code
  * (UV_EINVAL, UV_EBUSY, UV_ENOMEM, UV_ECANCELED, ...), so uv_strerror() and
  * uv_err_name() explain it.  When a function that takes a callback returns
- * an error, that callback is never called.
+ * an error, that callback is never called.  Each function says which thread
+ * may call it ("Thread").  These comments are Doxygen's: `cmake --build
+ * BUILD --target docs` makes the API reference (docs/).
  *
  * fork(): a child process has only the thread that called fork(), so the
  * workers of every pool made before the fork are not in it.  In the child,
@@ -41,114 +45,192 @@
 extern "C" {
 #endif
 
+/** \cond INTERNAL */
 #if defined(__GNUC__) && defined(TANDEM_BUILDING)
 #define TANDEM_EXTERN __attribute__((visibility("default")))
 #else
 #define TANDEM_EXTERN /* nothing */
 #endif
+/** \endcond */
 
+/** \ingroup pool
+ * A pool of worker threads: opaque, made by tandem_pool_new(). */
 typedef struct tandem_pool_s tandem_pool_t;
+/** \ingroup handle
+ * A handle joining one uv loop to one pool (struct tandem_s). */
 typedef struct tandem_s tandem_t;
+/** \ingroup work
+ * A request: one job (struct tandem_work_s). */
 typedef struct tandem_work_s tandem_work_t;
+/** \ingroup forkjoin
+ * A task of a group (struct tandem_task_s). */
 typedef struct tandem_task_s tandem_task_t;
+/** \ingroup forkjoin
+ * A group of tasks (struct tandem_group_s). */
 typedef struct tandem_group_s tandem_group_t;
 
+/** \ingroup work
+ * The job itself: runs on a worker thread of the pool. */
 typedef void (*tandem_work_cb)(tandem_work_t *req);
+/** \ingroup work
+ * Runs on the loop thread once the job is done: `status` is 0,
+ * or UV_ECANCELED if it was cancelled before it started. */
 typedef void (*tandem_after_work_cb)(tandem_work_t *req, int status);
+/** \ingroup handle
+ * Runs on the loop thread once tandem_close() has finished. */
 typedef void (*tandem_close_cb)(tandem_t *t);
+/** \ingroup forkjoin
+ * A task's function: runs on a worker of the group's pool. */
 typedef void (*tandem_task_cb)(tandem_task_t *task);
+/** \ingroup forkjoin
+ * The body of a parallel for: handles the indices [lo, hi). */
 typedef void (*tandem_range_cb)(size_t lo, size_t hi, void *ctx);
 
 /* ---------------------------------------------------------------- pools */
 
-/* The largest tandem_options_t.queue_size: 2^22 slots, 128 MiB of ring
+/**
+ * \defgroup pool tandem_pool_t: pools
+ * A pool of worker threads, each with its own work-stealing deque.  Make
+ * as many as you need with tandem_pool_new(), or use the process-wide
+ * default one (tandem_pool_default(), or NULL wherever a pool is asked
+ * for).  A loop may use several pools, and several loops may share one.
+ * A pool is freed only once no tandem_t is attached to it: tandem_close()
+ * each, run their loops until the close callbacks ran, then
+ * tandem_pool_free().
+ * @{
+ */
+
+/** The largest tandem_options_t.queue_size: 2^22 slots, 128 MiB of ring
  * allocated when the pool is made (32 bytes a slot).  Beyond the ring,
  * jobs wait on an unbounded overflow list anyway. */
 #define TANDEM_QUEUE_SIZE_MAX (1u << 22)
 
-/* Options for tandem_pool_new().  A zeroed struct (or NULL) means defaults. */
+/** Options for tandem_pool_new().  A zeroed struct (or NULL) means
+ * defaults: zero it (`= {0}` or memset) and set what you need, so that the
+ * reserved fields are zero too. */
 typedef struct tandem_options_s {
-  unsigned workers;    /* worker threads; 0 = one per online CPU */
-  int worker_spin_us;  /* how long an idle worker looks for work before it
-                          parks; 0 = default (50), < 0 = park at once */
-  int loop_spin_us;    /* how long a loop thread polls for completions of
+  unsigned workers;    /**< worker threads; 0 = one per online CPU */
+  int worker_spin_us;  /**< how long an idle worker looks for work before
+                          it parks; 0 = default (50), < 0 = park at once */
+  int loop_spin_us;    /**< how long a loop thread polls for completions of
                           a small batch of jobs before it sleeps in epoll;
                           0 = default (50), < 0 = never poll */
-  unsigned queue_size; /* slots in the injection queue (rounded up to a
+  unsigned queue_size; /**< slots in the injection queue (rounded up to a
                           power of two), allocated when the pool is made,
                           32 bytes each; 0 = default (65536); at most
                           TANDEM_QUEUE_SIZE_MAX.  When it is full, jobs
                           wait on an unbounded overflow list: queueing
                           never blocks */
-  size_t stack_size;   /* worker stack in bytes; 0 = default (8 MiB) */
-  int worker_nice;     /* added to each worker's nice value (Linux sets
+  size_t stack_size;   /**< worker stack in bytes; 0 = default (8 MiB) */
+  int worker_nice;     /**< added to each worker's nice value (Linux sets
                           it per thread); e.g. 5 makes the kernel prefer
                           a loop thread that wakes on a busy machine;
                           0 = unchanged.  Lowering it needs privilege. */
+  /** Reserved for options of later releases: must be zero.  This release
+   * ignores them; a later one gives them meaning with zero meaning what
+   * this release does, so a caller that zeroes them keeps working, without
+   * recompiling, when new options appear here. */
+  void *reserved[8];
 } tandem_options_t;
 
-/* Makes a pool and starts its workers.  Any thread.  Returns 0 and sets
- * *pool, UV_EINVAL for a NULL pool or an option out of range (workers over
- * 4096, queue_size over TANDEM_QUEUE_SIZE_MAX, worker_nice outside
- * -39..39), UV_ENOMEM, or the error of a failed thread creation (e.g.
- * UV_EAGAIN).  On an error nothing is left behind: no memory, no thread. */
+/** Makes a pool and starts its workers.  Returns 0 and sets *pool, UV_EINVAL
+ * for a NULL pool or an option out of range (workers over 4096, queue_size
+ * over TANDEM_QUEUE_SIZE_MAX, worker_nice outside -39..39), UV_ENOMEM, or the
+ * error of a failed thread creation (e.g. UV_EAGAIN).  On an error nothing is
+ * left behind: no memory, no thread.
+ * \thread Any thread. */
 TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
                                   const tandem_options_t *opts);
 
-/* Stops and joins the workers and frees the pool.  Any thread but one of
- * the pool's own workers.  Returns 0, UV_EBUSY while a tandem_t is still
- * attached (tandem_close() it first), UV_EINVAL for NULL, for the default
- * pool (which lives until the process exits) or when called from one of the
- * pool's workers. */
+/** Stops and joins the workers and frees the pool.  Returns 0, UV_EBUSY while a
+ * tandem_t is still attached (tandem_close() it first), UV_EINVAL for NULL,
+ * for the default pool (which lives until the process exits) or when called
+ * from one of the pool's workers.
+ * \thread Any thread but one of the pool's own workers. */
 TANDEM_EXTERN int tandem_pool_free(tandem_pool_t *pool);
 
-/* The process-wide default pool, made with default options on first use
- * (and again in a forked child).  Any thread.  Returns NULL only if it
- * could not be made (out of memory or threads); a later call tries again. */
+/** The process-wide default pool, made with default options on first use (and
+ * again in a forked child).  Returns NULL only if it could not be made (out of
+ * memory or threads); a later call tries again.
+ * \thread Any thread. */
 TANDEM_EXTERN tandem_pool_t *tandem_pool_default(void);
 
-/* Number of workers of a pool.  Any thread.  0 for NULL. */
+/** Number of workers of a pool.  0 for NULL.
+ * \thread Any thread. */
 TANDEM_EXTERN unsigned tandem_pool_workers(const tandem_pool_t *pool);
 
+/** @} */
+
+/**
+ * \defgroup stats tandem_stats_t: a pool's counters
+ * What a pool has done and holds now, for monitoring and tuning:
+ * tandem_pool_stats() fills a tandem_stats_t.
+ * @{
+ */
+
+/** Workers whose own counters tandem_stats_t.worker holds. */
 #define TANDEM_STATS_MAX_WORKERS 64
 
+/** One worker's counters (and, in tandem_stats_t.total, their sum). */
 typedef struct tandem_worker_stats_s {
-  uint64_t jobs;     /* work callbacks and fork-join tasks run */
-  uint64_t steals;   /* items taken from another worker's deque */
-  uint64_t injected; /* items taken from the injection queue */
-  uint64_t parks;    /* times the worker went to sleep */
-  uint64_t wakeups;  /* times a submitter woke it up */
-  uint64_t depth;    /* items on its deque now */
+  uint64_t jobs;     /**< work callbacks and fork-join tasks run */
+  uint64_t steals;   /**< items taken from another worker's deque */
+  uint64_t injected; /**< items taken from the injection queue */
+  uint64_t parks;    /**< times the worker went to sleep */
+  uint64_t wakeups;  /**< times a submitter woke it up */
+  uint64_t depth;    /**< items on its deque now */
 } tandem_worker_stats_t;
 
+/** A snapshot of a pool's counters, filled by tandem_pool_stats(). */
 typedef struct tandem_stats_s {
-  unsigned workers;            /* workers in the pool */
-  uint64_t inject_depth;       /* items waiting in the injection queue now */
-  uint64_t cancelled;          /* jobs cancelled before they started */
-  /* Streams: a loop polling completions of cheap jobs faster than one per
-   * 300 ns, with more in flight than workers, is the bottleneck; while it
-   * streams, a worker on its CPU rests and the others trail its jobs. */
-  uint64_t streams;            /* times a loop began to stream */
-  unsigned streaming;          /* loops streaming now */
-  tandem_worker_stats_t total; /* sum over every worker */
-  /* the first min(workers, TANDEM_STATS_MAX_WORKERS) workers */
+  unsigned workers;            /**< workers in the pool */
+  uint64_t inject_depth;       /**< items waiting in the injection queue
+                                    now */
+  uint64_t cancelled;          /**< jobs cancelled before they started */
+  /** Times a loop began to stream.  Streams: a loop polling completions of
+   * cheap jobs faster than one per 300 ns, with more in flight than workers,
+   * is the bottleneck; while it streams, a worker on its CPU rests and the
+   * others trail its jobs. */
+  uint64_t streams;
+  unsigned streaming;          /**< loops streaming now */
+  tandem_worker_stats_t total; /**< sum over every worker */
+  /** the first min(workers, TANDEM_STATS_MAX_WORKERS) workers */
   tandem_worker_stats_t worker[TANDEM_STATS_MAX_WORKERS];
+  /** Reserved for counters of later releases: this release writes 0 in
+   * each.  A later one may count something here (a new field takes the
+   * place of the first ones) without changing the struct's size. */
+  uint64_t reserved[8];
 } tandem_stats_t;
 
-/* Fills *out with a snapshot of the pool's counters; each counter is read
- * atomically, the set is not a single instant.  Any thread.  Returns 0 or
- * UV_EINVAL for NULL arguments. */
+/** Fills *out with a snapshot of the pool's counters; each counter is read
+ * atomically, the set is not a single instant.  Returns 0 or UV_EINVAL for
+ * NULL arguments.
+ * \thread Any thread. */
 TANDEM_EXTERN int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out);
+
+/** @} */
 
 /* --------------------------------------------------- loops and requests */
 
-/* A handle joining one uv loop to one pool.  Caller-owned; valid from
- * tandem_init() until its close callback has run. */
+/**
+ * \defgroup handle tandem_t: a loop joined to a pool
+ * A tandem_t lives next to a uv loop, like a libuv handle: jobs queued on
+ * it run on its pool, and their after callbacks come back on its loop's
+ * thread.  Closing it is asynchronous, as uv_close() is: tandem_close(),
+ * then run the loop until the close callback ran; only then may the handle
+ * be freed, the pool be freed (tandem_pool_free()) and the loop be closed
+ * (uv_loop_close() returns UV_EBUSY before).
+ * @{
+ */
+
+/** A handle joining one uv loop to one pool.  Caller-owned; valid from
+ * tandem_init() until its close callback has run.  The fields after
+ * `pool` are private. */
 struct tandem_s {
-  void *data; /* public */
-  /* read-only */
-  uv_loop_t *loop;
-  tandem_pool_t *pool;
+  void *data; /**< public: the caller's; tandem never touches it */
+  uv_loop_t *loop;     /**< read-only: the loop it joins */
+  tandem_pool_t *pool; /**< read-only: the pool its jobs run on */
+  /** \cond PRIVATE */
   /* private */
   uv_poll_t wake_;     /* watches wake_fd_: completions wake the loop */
   uv_idle_t idle_;     /* polls for completions when one is near */
@@ -179,15 +261,27 @@ struct tandem_s {
   unsigned closing_; /* tandem_close() was called; atomic */
   char pad2_[64 - 2 * sizeof(unsigned)];
   void *reserved_[4];
+  /** \endcond */
 };
 
-/* A request: one job.  Caller-owned, usually embedded in the caller's own
+/** @} */
+
+/**
+ * \defgroup work tandem_work_t: jobs
+ * A job is a caller-owned request, as uv_work_t is: its work callback runs
+ * on a worker of the pool, then its after callback on the loop thread of
+ * the tandem_t it was queued on.
+ * @{
+ */
+
+/** A request: one job.  Caller-owned, usually embedded in the caller's own
  * struct; queueing it allocates nothing.  A request may be queued again
- * from its after callback, or any time after that. */
+ * from its after callback, or any time after that.  The fields after
+ * `tandem` are private. */
 struct tandem_work_s {
-  void *data; /* public */
-  /* read-only */
-  tandem_t *tandem; /* the handle it was last queued on */
+  void *data; /**< public: the caller's; tandem never touches it */
+  tandem_t *tandem; /**< read-only: the handle it was last queued on */
+  /** \cond PRIVATE */
   /* private: the first cache line holds all a round trip touches */
   tandem_work_cb work_cb_;
   tandem_after_work_cb after_cb_;
@@ -199,116 +293,180 @@ struct tandem_work_s {
   /* private: tandem_parallel_for_async's arguments */
   uintptr_t range_[5];
   void *reserved_[4];
+  /** \endcond */
 };
 
-/* Joins `loop` to `pool` (NULL = the default pool).  Must be called on the
+/** @} */
+
+/** \ingroup handle
+ * Joins `loop` to `pool` (NULL = the default pool).  Must be called on the
  * loop's thread, which becomes the thread that runs every after callback.
  * An idle tandem_t does not keep uv_run() alive.  Returns 0, UV_EINVAL for
  * NULL loop or handle, UV_ESRCH for a pool made before this process was
  * forked, the error of making the default pool (UV_ENOMEM, or a thread
  * error such as UV_EAGAIN; a later call tries again), or the error of
  * eventfd() or uv_poll_init() (e.g. UV_EMFILE).  On an error nothing is
- * left behind. */
+ * left behind.
+ * \thread The loop's thread. */
 TANDEM_EXTERN int tandem_init(uv_loop_t *loop, tandem_t *t,
                               tandem_pool_t *pool);
 
-/* Closes the handle: refuses new jobs, cancels jobs that have not started
- * (their after callbacks get UV_ECANCELED), lets running ones finish, runs
- * every remaining after callback, then calls `cb` (may be NULL) on the loop
- * thread.  After `cb` the loop holds nothing of tandem's and `t` may be
- * freed.  Loop thread only.  Closing twice, or a NULL handle, is ignored. */
-TANDEM_EXTERN void tandem_close(tandem_t *t, tandem_close_cb cb);
+/** \ingroup handle
+ * Starts closing the handle: refuses new jobs (UV_ESHUTDOWN), cancels jobs
+ * that have not started (their after callbacks get UV_ECANCELED), lets running
+ * ones finish, runs every remaining after callback, then calls `cb` (may be
+ * NULL) on the loop thread.  The close finishes inside uv_run(): run the loop
+ * after tandem_close() (uv_loop_close() returns UV_EBUSY and
+ * tandem_pool_free() UV_EBUSY until it has).  After `cb` the loop holds
+ * nothing of tandem's and `t` may be freed.  Returns 0, UV_EINVAL for NULL, or
+ * UV_EALREADY if `t` is closing or closed already (then `cb` is never called:
+ * the first close's callback is the one).
+ * \thread The loop thread only. */
+TANDEM_EXTERN int tandem_close(tandem_t *t, tandem_close_cb cb);
 
-/* Queues `req`: `work_cb` runs on a worker of t's pool, then `after_cb`
- * (may be NULL) runs on t's loop thread with status 0, or UV_ECANCELED if
- * the job was cancelled.  Any thread: the loop thread, a worker inside a
- * job, or any other thread.  Jobs queued from the loop thread keep uv_run()
- * alive until their after callback has run, as with uv_queue_work; jobs
- * queued from other threads do not.  Returns 0, UV_EINVAL for NULL
- * arguments or a closing/closed handle, UV_EBUSY if `req` is already in
- * flight (being queued, queued, running, or awaiting its after callback),
- * UV_ESRCH for a handle made before this process was forked. */
+/** \ingroup work
+ * Queues `req`: `work_cb` runs on a worker of t's pool, then `after_cb` (may
+ * be NULL) runs on t's loop thread with status 0, or UV_ECANCELED if the job
+ * was cancelled.  Jobs queued from the loop thread keep uv_run() alive until
+ * their after callback has run, as with uv_queue_work; jobs queued from other
+ * threads do not.  Returns 0, UV_EINVAL for NULL arguments, UV_ESHUTDOWN
+ * ("cannot send after transport endpoint shutdown") once tandem_close(t) has
+ * been called, UV_EBUSY if `req` is already in flight (being queued, queued,
+ * running, or awaiting its after callback), UV_ESRCH for a handle made before
+ * this process was forked.
+ * \thread Any thread: the loop thread, a worker inside a job, or any
+ * other thread. */
 TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
                                     tandem_work_cb work_cb,
                                     tandem_after_work_cb after_cb);
 
-/* Cancels a job that has not started.  Returns 0 if it had not: its after
+/** \ingroup work
+ * Cancels a job that has not started.  Returns 0 if it had not: its after
  * callback then runs with UV_ECANCELED on the loop's next iteration, even
- * while every worker is busy, and the pool never touches `req` again.
- * Returns UV_EBUSY if it is running or finished, if a tandem_queue_work of
- * it has not returned yet, or if it never entered
- * the injection queue: jobs queued from inside one of the pool's workers go
- * straight onto that worker's deque, and jobs queued while the injection
- * queue was full wait on an overflow list; both count as taken.  UV_EINVAL
- * for NULL or a request never queued.  Any thread. */
+ * while every worker is busy, and the pool never touches `req` again.  Returns
+ * UV_EBUSY if it is running or finished, if a tandem_queue_work of it has not
+ * returned yet, or if it never entered the injection queue: jobs queued from
+ * inside one of the pool's workers go straight onto that worker's deque, and
+ * jobs queued while the injection queue was full wait on an overflow list;
+ * both count as taken.  UV_EINVAL for NULL or a request never queued.
+ * \thread Any thread. */
 TANDEM_EXTERN int tandem_cancel(tandem_work_t *req);
 
 /* ----------------------------------------------------------- fork-join */
 
-/* Runs a(a_arg) and b(b_arg), possibly in parallel, and returns when both
+/**
+ * \defgroup forkjoin Fork-join
+ * Parallelism inside a job, Cilk-style: tandem_join() for two calls, task
+ * groups for many, tandem_parallel_for() for a range.  On a worker they
+ * push work on the worker's own deque, where idle workers steal it, and a
+ * waiting worker runs other work instead of sleeping.  Called from any
+ * other thread they block it; a loop thread uses
+ * tandem_parallel_for_async() instead.
+ * @{
+ */
+
+/** Runs a(a_arg) and b(b_arg), possibly in parallel, and returns when both
  * are done.  On a worker it pushes b on its own deque, runs a, then takes b
  * back or, if b was stolen, runs other work until b is done.  On any other
  * thread it runs both on the default pool and blocks the caller (a loop
- * thread should use tandem_parallel_for_async instead). */
+ * thread should use tandem_parallel_for_async instead).
+ * \thread Any thread; outside the pool it blocks. */
 TANDEM_EXTERN void tandem_join(void (*a)(void *), void *a_arg,
                                void (*b)(void *), void *b_arg);
 
-/* A caller-owned task for a group; spawning it allocates nothing. */
+/** A caller-owned task for a group; spawning it allocates nothing.  The
+ * fields after `data` are private. */
 struct tandem_task_s {
-  void *data; /* public */
+  void *data; /**< public: the caller's; tandem never touches it */
+  /** \cond PRIVATE */
   /* private */
   tandem_task_cb fn_;
   tandem_group_t *group_;
   void *reserved_[2];
+  /** \endcond */
 };
 
-/* A group of tasks that a thread spawns and then waits for. */
+/** A group of tasks that a thread spawns and then waits for.
+ * Caller-owned; every field is private. */
 struct tandem_group_s {
+  /** \cond PRIVATE */
   /* private */
   tandem_pool_t *pool_;
   int pending_; /* atomic: spawned and not finished */
   int waiting_;
   void *reserved_[2];
+  /** \endcond */
 };
 
-/* Prepares a group on `pool` (NULL = the worker's own pool when called on
- * a worker, else the default pool).  Any thread.  Returns 0, UV_EINVAL,
- * UV_ESRCH for a pool made before this process was forked, or the error
- * of making the default pool (UV_ENOMEM, a thread error). */
+/** Prepares a group on `pool` (NULL = the worker's own pool when called on a
+ * worker, else the default pool).  Returns 0, UV_EINVAL, UV_ESRCH for a pool
+ * made before this process was forked, or the error of making the default pool
+ * (UV_ENOMEM, a thread error).
+ * \thread Any thread. */
 TANDEM_EXTERN int tandem_group_init(tandem_group_t *g, tandem_pool_t *pool);
 
-/* Spawns `task`: fn(task) will run on the pool.  The task must stay valid
- * until tandem_group_wait() returns.  Call from the thread that waits.
- * Returns 0, UV_EINVAL for NULL arguments, UV_ESRCH for a group made
- * before this process was forked. */
+/** Spawns `task`: fn(task) will run on the pool.  The task must stay valid
+ * until tandem_group_wait() returns.  Returns 0, UV_EINVAL for NULL arguments,
+ * UV_ESRCH for a group made before this process was forked.
+ * \thread The thread that waits for the group. */
 TANDEM_EXTERN int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
                                      tandem_task_cb fn);
 
-/* Returns when every task spawned on `g` has finished.  On a worker it runs
+/** Returns when every task spawned on `g` has finished.  On a worker it runs
  * other work while it waits; elsewhere it blocks.  Returns 0, UV_EINVAL, or
- * UV_ESRCH for a group made before this process was forked. */
+ * UV_ESRCH for a group made before this process was forked.
+ * \thread The thread that spawned the tasks. */
 TANDEM_EXTERN int tandem_group_wait(tandem_group_t *g);
 
-/* Calls body(lo, hi, ctx) on disjoint, non-empty sub-ranges covering
+/** Calls body(lo, hi, ctx) on disjoint, non-empty sub-ranges covering
  * [begin, end), splitting recursively while a piece is longer than `grain`
  * indices (so pieces hold at most `grain`; 0 = split lazily, only while
  * other workers are hungry).  On a worker it nests; elsewhere it blocks.
  * `pool` NULL = the current worker's pool or the default pool.  Returns 0
  * (also for an empty range, where body is never called), UV_EINVAL, or
- * tandem_group_init's errors. */
+ * tandem_group_init's errors.
+ * \thread Any thread; outside the pool it blocks. */
 TANDEM_EXTERN int tandem_parallel_for(tandem_pool_t *pool, size_t begin,
                                       size_t end, size_t grain,
                                       tandem_range_cb body, void *ctx);
 
-/* The non-blocking form for a loop thread: runs the whole range on t's pool
+/** The non-blocking form for a loop thread: runs the whole range on t's pool
  * (using `req` as the job) and calls after_cb(req, status) on the loop
  * thread once every index is done, or with UV_ECANCELED if it was cancelled
- * before it started.  Same thread rules and errors as tandem_queue_work. */
+ * before it started.  Same thread rules and errors as tandem_queue_work.
+ * \thread As tandem_queue_work(): any thread; meant for a loop
+ * thread, which it never blocks. */
 TANDEM_EXTERN int tandem_parallel_for_async(tandem_t *t, tandem_work_t *req,
                                             size_t begin, size_t end,
                                             size_t grain, tandem_range_cb body,
                                             void *ctx,
                                             tandem_after_work_cb after_cb);
+
+/** @} */
+
+/* ------------------------------------------------------------- versions */
+
+/**
+ * \defgroup version Versions
+ * The version a program was compiled with (the macros of tandem/version.h)
+ * and the version of the library it runs against (these functions), as
+ * libuv's UV_VERSION_HEX and uv_version().  While the major version is 0,
+ * a new minor version may change the ABI, and the library's SONAME changes
+ * with it (libtandem.so.0.1, libtandem.so.0.2, ...): a program never loads
+ * a library it was not compiled for.
+ * @{
+ */
+
+/** The library's version as (major << 16) | (minor << 8) | patch, like
+ * uv_version(): compare it with TANDEM_VERSION_HEX.
+ * \thread Any thread. */
+TANDEM_EXTERN unsigned tandem_version(void);
+
+/** The library's version as "MAJOR.MINOR.PATCH", a static string.
+ * \thread Any thread. */
+TANDEM_EXTERN const char *tandem_version_string(void);
+
+/** @} */
 
 #ifdef __cplusplus
 }

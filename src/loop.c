@@ -629,14 +629,16 @@ static void close_taken(void *item, void *arg) {
   tandem__complete(req, UV_ECANCELED);
 }
 
-void tandem_close(tandem_t *t, tandem_close_cb cb) {
-  if (t == NULL || (t->flags_ & F_CLOSING))
-    return;
+int tandem_close(tandem_t *t, tandem_close_cb cb) {
+  if (t == NULL)
+    return UV_EINVAL;
+  if (t->flags_ & F_CLOSING)
+    return UV_EALREADY; /* the first close's callback is the one */
   t->flags_ |= F_CLOSING;
   t->close_cb_ = cb;
   if (tandem__pool_stale(t->pool)) {
     close_inherited(t);
-    return;
+    return 0;
   }
   stop_batching(t); /* what is left comes home promptly */
   throttle(t, false); /* and every worker helps */
@@ -649,6 +651,7 @@ void tandem_close(tandem_t *t, tandem_close_cb cb) {
    * them; the few on workers' deques when a worker reaches them. */
   tdm_inject_cancel_owned(&t->pool->inject, t, close_taken, t);
   maybe_finish_close(t);
+  return 0;
 }
 
 int tandem_queue_work(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
@@ -685,14 +688,14 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   if (from_loop) {
     if (t->flags_ & F_CLOSING) {
       tdm_store_u32(&req->state_, state);
-      return UV_EINVAL;
+      return UV_ESHUTDOWN;
     }
   } else {
     n = tdm_load_u32(&t->inflight_);
     do {
       if (n & TDM_CLOSING_BIT) {
         tdm_store_u32(&req->state_, state);
-        return UV_EINVAL;
+        return UV_ESHUTDOWN;
       }
     } while (!tdm_cas_u32(&t->inflight_, n, n + 1) &&
              ((n = tdm_load_u32(&t->inflight_)), 1));

@@ -217,10 +217,10 @@ START_TEST(test_init_null_is_einval) {
 }
 END_TEST
 
-/* tandem_close(NULL, cb) is ignored and never calls cb. */
+/* tandem_close(NULL, cb) is UV_EINVAL and never calls cb. */
 START_TEST(test_close_null_is_ignored) {
-  tandem_close(NULL, never_close_cb);
-  tandem_close(NULL, NULL);
+  ck_assert_einval(tandem_close(NULL, never_close_cb));
+  ck_assert_einval(tandem_close(NULL, NULL));
 }
 END_TEST
 

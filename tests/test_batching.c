@@ -95,7 +95,7 @@ static void close_after_cb(tandem_work_t *req, int status) {
     ps.stop_requeue = 1;
     tandem_close(&ps.tandem, close_cb);
     /* Refused from now on, and the request stays the caller's. */
-    ck_assert_int_eq(probes_queue(&ps, p), UV_EINVAL);
+    ck_assert_int_eq(probes_queue(&ps, p), UV_ESHUTDOWN);
   }
   probes_requeue(&ps, p);
 }

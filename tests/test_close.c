@@ -150,7 +150,7 @@ START_TEST(test_close_with_jobs_in_flight) {
   probe_init(&late);
   ck_assert_int_eq(
       tandem_queue_work(&tandem, &late.req, never_work_cb, never_after_cb),
-      UV_EINVAL);
+      UV_ESHUTDOWN);
   ck_assert_int_eq(tandem_pool_free(pool), UV_EBUSY);
 
   /* Workers still blocked: the queued jobs must be cancelled anyway. */
@@ -181,7 +181,7 @@ START_TEST(test_close_with_jobs_in_flight) {
 
   ck_assert_int_eq(
       tandem_queue_work(&tandem, &late.req, never_work_cb, never_after_cb),
-      UV_EINVAL);
+      UV_ESHUTDOWN);
   ck_assert_int_eq(uv_loop_close(&loop), 0);
   ck_assert_int_eq(tandem_pool_free(pool), 0);
 }
@@ -211,12 +211,12 @@ START_TEST(test_close_without_callback) {
 }
 END_TEST
 
-/* A second tandem_close() while closing is ignored: one close callback,
- * the first one. */
-START_TEST(test_close_twice_is_ignored) {
+/* A second tandem_close() while closing is refused with UV_EALREADY and
+ * its callback never runs: one close callback, the first one. */
+START_TEST(test_close_twice_is_ealready) {
   setup();
-  tandem_close(&tandem, close_cb);
-  tandem_close(&tandem, unexpected_close_cb);
+  ck_assert_int_eq(tandem_close(&tandem, close_cb), 0);
+  ck_assert_int_eq(tandem_close(&tandem, unexpected_close_cb), UV_EALREADY);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(uv_loop_close(&loop), 0);
@@ -224,15 +224,15 @@ START_TEST(test_close_twice_is_ignored) {
 }
 END_TEST
 
-/* tandem_close() on a handle whose close callback already ran is ignored
- * too, and leaves nothing on the loop. */
+/* tandem_close() on a handle whose close callback already ran is refused
+ * too (UV_EALREADY), and leaves nothing on the loop. */
 START_TEST(test_close_after_close_callback_is_ignored) {
   setup();
   tandem_close(&tandem, close_cb);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 
-  tandem_close(&tandem, unexpected_close_cb);
+  ck_assert_int_eq(tandem_close(&tandem, unexpected_close_cb), UV_EALREADY);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(uv_loop_close(&loop), 0);
@@ -256,9 +256,9 @@ static void refused_main(void *arg) {
       &tandem, &r->req, 0, 10, 1, never_range_cb, NULL, never_after_cb);
 }
 
-/* A closing or closed handle refuses jobs with UV_EINVAL, from the loop
+/* A closing or closed handle refuses jobs with UV_ESHUTDOWN, from the loop
  * thread and from any other thread, and never calls their callbacks. */
-START_TEST(test_queue_on_closing_handle_is_einval) {
+START_TEST(test_queue_on_closing_handle_is_eshutdown) {
   uv_thread_t thread;
   tandem_work_t req;
   refused_t r;
@@ -269,27 +269,27 @@ START_TEST(test_queue_on_closing_handle_is_einval) {
   memset(&req, 0, sizeof(req));
   ck_assert_int_eq(
       tandem_queue_work(&tandem, &req, never_work_cb, never_after_cb),
-      UV_EINVAL);
+      UV_ESHUTDOWN);
   ck_assert_int_eq(tandem_parallel_for_async(&tandem, &req, 0, 10, 1,
                                              never_range_cb, NULL,
                                              never_after_cb),
-                   UV_EINVAL);
+                   UV_ESHUTDOWN);
   memset(&r, 0, sizeof(r));
   ck_assert_int_eq(uv_thread_create(&thread, refused_main, &r), 0);
   ck_assert_int_eq(uv_thread_join(&thread), 0);
-  ck_assert_int_eq(r.queue_rc, UV_EINVAL);
-  ck_assert_int_eq(r.parallel_rc, UV_EINVAL);
+  ck_assert_int_eq(r.queue_rc, UV_ESHUTDOWN);
+  ck_assert_int_eq(r.parallel_rc, UV_ESHUTDOWN);
 
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 
   ck_assert_int_eq(
       tandem_queue_work(&tandem, &req, never_work_cb, never_after_cb),
-      UV_EINVAL);
+      UV_ESHUTDOWN);
   ck_assert_int_eq(uv_thread_create(&thread, refused_main, &r), 0);
   ck_assert_int_eq(uv_thread_join(&thread), 0);
-  ck_assert_int_eq(r.queue_rc, UV_EINVAL);
-  ck_assert_int_eq(r.parallel_rc, UV_EINVAL);
+  ck_assert_int_eq(r.queue_rc, UV_ESHUTDOWN);
+  ck_assert_int_eq(r.parallel_rc, UV_ESHUTDOWN);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(uv_loop_close(&loop), 0);
@@ -392,7 +392,7 @@ static void running_work_cb(tandem_work_t *req) {
 }
 
 /* A job still running when its handle closes cannot queue more work on it:
- * UV_EINVAL; the job itself finishes with 0 before the close callback. */
+ * UV_ESHUTDOWN; the job itself finishes with 0 before the close callback. */
 START_TEST(test_running_job_cannot_queue_on_closing_handle) {
   running_t r;
 
@@ -413,7 +413,7 @@ START_TEST(test_running_job_cannot_queue_on_closing_handle) {
   uv_sem_post(&r.proceed);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 
-  ck_assert_int_eq(atomic_load(&r.child_rc), UV_EINVAL);
+  ck_assert_int_eq(atomic_load(&r.child_rc), UV_ESHUTDOWN);
   ck_assert_int_eq(r.job.called, 1);
   ck_assert_int_eq(r.job.status, 0);
   ck_assert_int_eq(close_called, 1);
@@ -651,7 +651,7 @@ typedef struct racer_s {
   atomic_int tried;
   int accepted; /* racer thread only; read after join */
   int refused;
-  int first_refused; /* index of the first UV_EINVAL, or -1 */
+  int first_refused; /* index of the first UV_ESHUTDOWN, or -1 */
   int accepted_late; /* accepted after a refusal */
   int other_errors;
 } racer_t;
@@ -669,7 +669,7 @@ static void racer_main(void *arg) {
       r->accepted++;
       if (r->first_refused >= 0)
         r->accepted_late++;
-    } else if (rc == UV_EINVAL) {
+    } else if (rc == UV_ESHUTDOWN) {
       if (r->first_refused < 0)
         r->first_refused = i;
       r->refused++;
@@ -692,7 +692,7 @@ static int racer_warmed_up(void *arg) {
 
 /* Close while another thread keeps queueing: every job accepted before the
  * close took effect is called back exactly once (0 or UV_ECANCELED) before
- * the close callback, every later one is refused with UV_EINVAL. */
+ * the close callback, every later one is refused with UV_ESHUTDOWN. */
 START_TEST(test_close_while_other_thread_queues) {
   racer_t r;
   int called;
@@ -760,10 +760,10 @@ static Suite *close_suite(void) {
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_close_idle_handle);
   tcase_add_test(tc, test_close_without_callback);
-  tcase_add_test(tc, test_close_twice_is_ignored);
+  tcase_add_test(tc, test_close_twice_is_ealready);
   tcase_add_test(tc, test_close_after_close_callback_is_ignored);
   tcase_add_test(tc, test_handle_reinitialised_after_close);
-  tcase_add_test(tc, test_queue_on_closing_handle_is_einval);
+  tcase_add_test(tc, test_queue_on_closing_handle_is_eshutdown);
   tcase_add_test(tc, test_pool_free_only_after_every_handle_closed);
   suite_add_tcase(s, tc);
 

@@ -1197,7 +1197,7 @@ START_TEST(test_parallel_for_async_bad_arguments_einval) {
   tandem_close(&t, NULL);
   ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 100, 0, cover_body,
                                              &a.cover, async_after_cb),
-                   UV_EINVAL);
+                   UV_ESHUTDOWN);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(uv_loop_close(&loop), 0);
   ck_assert_int_eq(tandem_pool_free(pool), 0);

@@ -176,7 +176,7 @@ static void close_after_cb(tandem_work_t *req, int status) {
     ps.stop_requeue = 1;
     tandem_close(&ps.tandem, close_cb);
     /* Refused from now on, and the request stays the caller's. */
-    if (probes_queue(&ps, p) != UV_EINVAL)
+    if (probes_queue(&ps, p) != UV_ESHUTDOWN)
       ps.bad_calls++;
   }
   probes_requeue(&ps, p);
