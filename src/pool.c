@@ -655,7 +655,7 @@ static void stop_workers(tandem_pool_t *pool, unsigned started) {
 static void destroy(tandem_pool_t *pool) {
   unsigned i;
 
-  for (i = 0; i < pool->nworkers; i++)
+  for (i = 0; pool->workers != NULL && i < pool->nworkers; i++)
     if (pool->workers[i].dq.array != NULL)
       tdm_deque_destroy(&pool->workers[i].dq);
   free(pool->workers);
