@@ -2,6 +2,7 @@
  * hello_client: connects to hello_server, prints what it sends, exits.
  *
  *   hello_client [--host 127.0.0.1] [--port 12345]
+ *   hello_client --help
  *
  * The seed's blocking Python client, on libuv:
  *
@@ -54,12 +55,27 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void on_connect(uv_connect_t *req, int status) {
+  int r;
+
   if (status < 0) {
     fprintf(stderr, "connect: %s\n", uv_strerror(status));
     uv_close((uv_handle_t *)req->handle, NULL);
     return;
   }
-  uv_read_start(req->handle, on_alloc, on_read);
+  r = uv_read_start(req->handle, on_alloc, on_read);
+  if (r != 0) {
+    fprintf(stderr, "read: %s\n", uv_strerror(r));
+    uv_close((uv_handle_t *)req->handle, NULL);
+  }
+}
+
+static void usage(FILE *out, const char *argv0) {
+  fprintf(out,
+          "usage: %s [--host ADDR] [--port PORT]\n"
+          "  --host ADDR  IPv4 address of hello_server [127.0.0.1]\n"
+          "  --port PORT  its port [12345]\n"
+          "Prints what the server sends, then exits 0.\n",
+          argv0);
 }
 
 int main(int argc, char **argv) {
@@ -68,17 +84,28 @@ int main(int argc, char **argv) {
   struct sockaddr_in addr;
   uv_connect_t req;
   uv_loop_t *loop;
-  int i;
+  char *end;
+  long v;
+  int i, r;
 
   for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout, argv[0]);
+      return 0;
+    }
     if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
       host = argv[++i];
-    } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-      port = atoi(argv[++i]);
-    } else {
-      fprintf(stderr, "usage: %s [--host ADDR] [--port PORT]\n", argv[0]);
-      return 2;
+      continue;
     }
+    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+      v = strtol(argv[++i], &end, 10);
+      if (end != argv[i] && *end == '\0' && v > 0 && v <= 65535) {
+        port = (int)v;
+        continue;
+      }
+    }
+    usage(stderr, argv[0]);
+    return 2;
   }
   if (uv_ip4_addr(host, port, &addr) != 0) {
     fprintf(stderr, "bad IPv4 address: %s\n", host);
@@ -86,15 +113,23 @@ int main(int argc, char **argv) {
   }
 
   loop = uv_default_loop();
-  uv_tcp_init(loop, &sock);
-  i = uv_tcp_connect(&req, &sock, (struct sockaddr *)&addr, on_connect);
-  if (i != 0) {
-    fprintf(stderr, "connect: %s\n", uv_strerror(i));
+  r = uv_tcp_init(loop, &sock);
+  if (r != 0) {
+    fprintf(stderr, "uv_tcp_init: %s\n", uv_strerror(r));
+    return 1;
+  }
+  r = uv_tcp_connect(&req, &sock, (struct sockaddr *)&addr, on_connect);
+  if (r != 0) {
+    fprintf(stderr, "connect: %s\n", uv_strerror(r));
     uv_close((uv_handle_t *)&sock, NULL);
   }
 
   /* Runs until the socket is closed: there is nothing else to wait for. */
   uv_run(loop, UV_RUN_DEFAULT);
-  uv_loop_close(loop);
+  r = uv_loop_close(loop);
+  if (r != 0) {
+    fprintf(stderr, "uv_loop_close: %s\n", uv_strerror(r));
+    return 1;
+  }
   return exit_code;
 }

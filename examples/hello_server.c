@@ -3,6 +3,7 @@
  * gets "Hello from the server!" and is disconnected.
  *
  *   hello_server [--host 127.0.0.1] [--port 12345]     (--port 0: any port)
+ *   hello_server --help
  *
  * It is the blocking Python server of the seed text, moved onto an event
  * loop.  The Python version is one loop around blocking calls:
@@ -54,6 +55,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   uv_tcp_t *client;
   uv_write_t *req;
   uv_buf_t buf;
+  int r;
 
   if (status < 0) {
     fprintf(stderr, "accept: %s\n", uv_strerror(status));
@@ -64,21 +66,37 @@ static void on_connection(uv_stream_t *listener, int status) {
   req = malloc(sizeof(*req));
   if (client == NULL || req == NULL)
     abort();
-  uv_tcp_init(loop, client);
-  if (uv_accept(listener, (uv_stream_t *)client) != 0) {
+  r = uv_tcp_init(loop, client);
+  if (r != 0) {
+    fprintf(stderr, "uv_tcp_init: %s\n", uv_strerror(r));
+    free(client);
+    free(req);
+    return;
+  }
+  r = uv_accept(listener, (uv_stream_t *)client);
+  if (r != 0) {
+    fprintf(stderr, "accept: %s\n", uv_strerror(r));
     uv_close((uv_handle_t *)client, on_closed);
     free(req);
     return;
   }
 
-  uv_tcp_getpeername(client, (struct sockaddr *)&addr, &len);
-  uv_ip4_name(&addr, ip, sizeof(ip));
+  r = uv_tcp_getpeername(client, (struct sockaddr *)&addr, &len);
+  if (r == 0)
+    r = uv_ip4_name(&addr, ip, sizeof(ip));
+  if (r != 0) /* the client may already be gone: greet it anyway */
+    fprintf(stderr, "getpeername: %s\n", uv_strerror(r));
   printf("Connection from %s has been established!\n", ip);
   fflush(stdout);
 
   /* libuv keeps a pointer to the bytes until on_written(): static data. */
   buf = uv_buf_init((char *)greeting, sizeof(greeting) - 1);
-  uv_write(req, (uv_stream_t *)client, &buf, 1, on_written);
+  r = uv_write(req, (uv_stream_t *)client, &buf, 1, on_written);
+  if (r != 0) {
+    fprintf(stderr, "write: %s\n", uv_strerror(r));
+    uv_close((uv_handle_t *)client, on_closed);
+    free(req);
+  }
 }
 
 /* Ctrl-C or kill: close the listener and the signal handles.  Clients still
@@ -92,16 +110,34 @@ static void on_signal(uv_signal_t *handle, int signum) {
   uv_close((uv_handle_t *)&sigterm, NULL);
 }
 
+static void usage(FILE *out, const char *argv0) {
+  fprintf(out,
+          "usage: %s [--host ADDR] [--port PORT]\n"
+          "  --host ADDR  IPv4 address to listen on [127.0.0.1]\n"
+          "  --port PORT  port, 0 = any free one [12345]\n"
+          "Greets each client that connects, then hangs up.  Ctrl-C stops.\n",
+          argv0);
+}
+
+/* 0, 1 for --help, -1 for a bad argument. */
 static int parse_args(int argc, char **argv, const char **host, int *port) {
+  char *end;
+  long v;
   int i;
 
   for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return 1;
+    if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
       *host = argv[++i];
-    else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
-      *port = atoi(argv[++i]);
-    else
+    } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+      v = strtol(argv[++i], &end, 10);
+      if (end == argv[i] || *end != '\0' || v < 0 || v > 65535)
+        return -1;
+      *port = (int)v;
+    } else {
       return -1;
+    }
   }
   return 0;
 }
@@ -113,9 +149,10 @@ int main(int argc, char **argv) {
   int len = sizeof(addr);
   int r;
 
-  if (parse_args(argc, argv, &host, &port) != 0) {
-    fprintf(stderr, "usage: %s [--host ADDR] [--port PORT]\n", argv[0]);
-    return 2;
+  r = parse_args(argc, argv, &host, &port);
+  if (r != 0) {
+    usage(r > 0 ? stdout : stderr, argv[0]);
+    return r > 0 ? 0 : 2;
   }
   /* socket(AF_INET, SOCK_STREAM) + bind(): IPv4, numeric addresses. */
   if (uv_ip4_addr(host, port, &addr) != 0) {
@@ -128,13 +165,21 @@ int main(int argc, char **argv) {
   loop = uv_default_loop();
   /* Ctrl-C and kill close the server cleanly (set up before anyone can
    * know our port and send one). */
-  uv_signal_init(loop, &sigint);
-  uv_signal_start(&sigint, on_signal, SIGINT);
-  uv_signal_init(loop, &sigterm);
-  uv_signal_start(&sigterm, on_signal, SIGTERM);
+  r = uv_signal_init(loop, &sigint);
+  if (r == 0)
+    r = uv_signal_start(&sigint, on_signal, SIGINT);
+  if (r == 0)
+    r = uv_signal_init(loop, &sigterm);
+  if (r == 0)
+    r = uv_signal_start(&sigterm, on_signal, SIGTERM);
+  if (r != 0) {
+    fprintf(stderr, "signals: %s\n", uv_strerror(r));
+    return 1;
+  }
 
-  uv_tcp_init(loop, &server);
-  r = uv_tcp_bind(&server, (struct sockaddr *)&addr, 0);
+  r = uv_tcp_init(loop, &server);
+  if (r == 0)
+    r = uv_tcp_bind(&server, (struct sockaddr *)&addr, 0);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&server, 128, on_connection);
   if (r != 0) {
@@ -143,11 +188,20 @@ int main(int argc, char **argv) {
   }
 
   /* With --port 0 the kernel picks a port: print the one we got. */
-  uv_tcp_getsockname(&server, (struct sockaddr *)&addr, &len);
+  r = uv_tcp_getsockname(&server, (struct sockaddr *)&addr, &len);
+  if (r != 0) {
+    fprintf(stderr, "getsockname: %s\n", uv_strerror(r));
+    return 1;
+  }
   printf("listening on %s:%d\n", host, ntohs(addr.sin_port));
   fflush(stdout);
 
   /* The event loop: runs until every handle is closed (after a signal). */
   uv_run(loop, UV_RUN_DEFAULT);
-  return uv_loop_close(loop) == 0 ? 0 : 1;
+  r = uv_loop_close(loop);
+  if (r != 0) {
+    fprintf(stderr, "uv_loop_close: %s\n", uv_strerror(r));
+    return 1;
+  }
+  return 0;
 }

@@ -10,6 +10,7 @@ pkgs=(
   libuv1-dev libck-dev check          # the library and its tests
   libhttp-parser-dev nettle-dev       # the example HTTP server
   curl python3                        # real clients in the tests, bench driver
+  doxygen                             # the API reference (docs/), checked in CI
   clang libclang-rt-14-dev            # libFuzzer targets (tests/fuzz)
   spin                                # model check of the protocols (tests/model)
 )

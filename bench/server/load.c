@@ -257,6 +257,8 @@ static int start_server(int peer, proc_t *pr, char *note, size_t note_len) {
       argv[i++] = "--worker-nice";
       argv[i++] = "0";
     }
+    if (cfg.quiet_flag) /* its log would interleave with our report */
+      argv[i++] = "--quiet";
     break;
   }
   r = proc_spawn(pr, loop, argv, env, cfg.boosted ? cfg.client_nice : 0);
@@ -597,8 +599,12 @@ static const char usage[] =
     "          [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]\n"
     "          [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]\n"
     "          [--wrk-script FILE] [--compute-server PATH]\n"
+    "       %s --help\n"
     "LIST: comma-separated, of hybrid inline threads uvwork hybrid_nice0\n"
-    "      hybrid_slice hybrid_sched_idle [all of them]\n";
+    "      hybrid_slice hybrid_sched_idle [all of them]\n"
+    "Starts each server, measures /ping latency under a /fib load and\n"
+    "throughput, prints a report (bench/server/run.sh's header explains\n"
+    "it and the JSON).\n";
 
 /* Marks the peers of a comma-separated list; -1 for an unknown name. */
 static int select_peers(const char *list) {
@@ -621,6 +627,7 @@ static int select_peers(const char *list) {
   return 0;
 }
 
+/* 0, 1 for --help, -1 for a bad argument. */
 static int parse_args(int argc, char **argv, const char **peers) {
   const char *name, *value;
   char *end;
@@ -629,6 +636,8 @@ static int parse_args(int argc, char **argv, const char **peers) {
 
   for (i = 1; i < argc; i++) {
     name = argv[i];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+      return 1;
     if (strcmp(name, "--quick") == 0) {
       cfg.quick = 1;
       continue;
@@ -691,9 +700,13 @@ int main(int argc, char **argv) {
   cfg.client_nice = -10;
   cfg.interval_ms = 1;
   cfg.ping_conns = 8;
-  if (parse_args(argc, argv, &peers) != 0 ||
-      (peers != NULL && select_peers(peers) != 0)) {
-    fprintf(stderr, usage, argv[0]);
+  p = parse_args(argc, argv, &peers);
+  if (p == 1) {
+    printf(usage, argv[0], argv[0]);
+    return 0;
+  }
+  if (p != 0 || (peers != NULL && select_peers(peers) != 0)) {
+    fprintf(stderr, usage, argv[0], argv[0]);
     return 2;
   }
   if (cfg.workers == 0)
@@ -718,6 +731,7 @@ int main(int argc, char **argv) {
   loop = uv_default_loop();
 
   cfg.worker_nice_flag = file_contains(cfg.compute_server, "--worker-nice");
+  cfg.quiet_flag = file_contains(cfg.compute_server, "--quiet");
   if (!cfg.worker_nice_flag && res[PEER_NICE0].selected)
     printf("compute_server takes no --worker-nice: hybrid/nice0 is hybrid "
            "as it is\n");

@@ -242,6 +242,7 @@ typedef struct cfg_s {
   const char *wrk, *wrk_script, *json;
   unsigned wrk_secs, wrk_ping_secs, wrk_conns, wrk_pct;
   int worker_nice_flag;       /* compute_server takes --worker-nice */
+  int quiet_flag;             /* compute_server takes --quiet */
   const char *compute_server; /* its path */
 } cfg_t;
 

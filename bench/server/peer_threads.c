@@ -203,6 +203,14 @@ int main(int argc, char **argv) {
   char *end;
   int fd, one = 1;
 
+  if (argc == 2 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    printf("usage: %s [--port PORT]\n"
+           "The HTTP peer of bench/server (a thread per connection) on\n"
+           "127.0.0.1:PORT [8080], 0 = any free port.  SIGTERM stops it.\n",
+           argv[0]);
+    return 0;
+  }
   if (argc == 3 && strcmp(argv[1], "--port") == 0) {
     port = strtoul(argv[2], &end, 10);
     if (*end != '\0' || port > 65535)

@@ -186,6 +186,8 @@ void conn_respond(conn_t *c, int status, const char *headers,
 
   if (c->state != CONN_READING)
     return;
+  if (status >= 400 && c->srv->on_error_response != NULL)
+    c->srv->on_error_response(c, status);
   keep = c->keep_alive && !c->srv->stopping;
   if (!keep)
     connection = "Connection: close\r\n";

@@ -31,6 +31,8 @@ int main(void) {
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0 || value != 42 || result != 0)
     return 1;
+  if (tandem_version() != TANDEM_VERSION_HEX) /* header and library agree */
+    return 1;
   printf("consumer: tandem %s works\n", TANDEM_VERSION_STRING);
   return 0;
 }
