@@ -120,6 +120,7 @@ struct conn_s {
   int err;    /* status to answer when a callback fails */
   char url[URL_MAX];
   size_t url_len;
+  int url_too_long; /* answered 414 once the head is parsed */
   char *body;
   size_t body_len, body_cap;
   char hname[8]; /* current header name (only Expect matters) */
