@@ -675,7 +675,7 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   /* Claim the request first, so that a second submit of it fails; a cancel
    * meanwhile answers UV_EBUSY (pool.h: the request's states). */
   state = tdm_load_u32(&req->state_);
-  if (tandem__req_in_flight(req) ||
+  if (tandem__state_in_flight(state) ||
       !tdm_cas_u32(&req->state_, state, TDM_REQ_CLAIMED))
     return UV_EBUSY;
   /* Ours now: a refused concurrent submit cannot touch what we write. */

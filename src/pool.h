@@ -30,11 +30,11 @@ struct tdm_frame_s {
  * patterns so that an uninitialised request (as uv_work_t may be) is taken
  * for idle, not for busy. */
 enum {
-  TDM_REQ_QUEUED = 0x7a6d0001u,   /* in a queue, may be cancelled */
-  TDM_REQ_RUNNING = 0x7a6d0002u,  /* a worker runs work_cb */
-  TDM_REQ_DONE = 0x7a6d0003u,     /* on the completion stack */
-  TDM_REQ_FINISHED = 0x7a6d0004u, /* after callback called: idle again */
-  TDM_REQ_CLAIMED = 0x7a6d0005u   /* tandem_queue_work is filling it in */
+  TDM_REQ_QUEUED = 0x7a6d0001u,  /* in a queue, may be cancelled */
+  TDM_REQ_RUNNING = 0x7a6d0002u, /* a worker runs work_cb */
+  TDM_REQ_DONE = 0x7a6d0003u,    /* on the completion stack */
+  TDM_REQ_CLAIMED = 0x7a6d0004u, /* tandem_queue_work is filling it in */
+  TDM_REQ_FINISHED = 0x7a6d0005u /* after callback called: idle again */
 };
 
 /* The transitions, each by one thread at a time:
@@ -47,11 +47,11 @@ enum {
  *   DONE -> FINISHED           the loop thread, before the after callback
  * tandem_cancel acts on QUEUED only: CLAIMED answers UV_EBUSY, so a cancel
  * never follows a handle the submit has not written yet (defect F2). */
-static inline bool tandem__req_in_flight(const tandem_work_t *req) {
-  uint32_t s = tdm_load_u32(&req->state_);
-  return s == TDM_REQ_QUEUED || s == TDM_REQ_RUNNING || s == TDM_REQ_DONE ||
-         s == TDM_REQ_CLAIMED;
+static inline bool tandem__state_in_flight(uint32_t s) {
+  /* QUEUED..CLAIMED are consecutive: one compare. */
+  return s - TDM_REQ_QUEUED <= TDM_REQ_CLAIMED - TDM_REQ_QUEUED;
 }
+
 
 /* tandem_t.inflight_: count of accepted jobs, plus this bit once closing. */
 #define TDM_CLOSING_BIT 0x80000000u
