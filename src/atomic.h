@@ -11,12 +11,20 @@
  *
  * Naming follows ck: tdm_<op>_<type>, type one of ptr, 64 (uint64_t), u32.
  * Read-modify-writes (cas, fas, faa) are full barriers in both builds.
+ *
+ * The chaos build (TANDEM_CHAOS, chaos.h) puts a randomized yield-or-spin
+ * point before and after each operation of the ck_pr mapping; in any other
+ * build the hooks expand to the bare operation.
  */
 #ifndef TANDEM_ATOMIC_H
 #define TANDEM_ATOMIC_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#if defined(TANDEM_TSAN) && defined(TANDEM_CHAOS)
+#error "TANDEM_CHAOS hooks the ck_pr mapping; the TSan build has none"
+#endif
 
 #ifdef TANDEM_TSAN
 
@@ -71,75 +79,101 @@ static inline void tdm_pause(void) {
 
 #include <ck_pr.h>
 
+#ifdef TANDEM_CHAOS
+/* The chaos build (chaos.h): a seeded chance of a yield or a spin before
+ * and after every operation below, so that rare interleavings are common. */
+#include "chaos.h"
+#define TDM_CHAOS_DO(...)                                                      \
+  do {                                                                         \
+    tandem__chaos_point();                                                     \
+    __VA_ARGS__;                                                               \
+    tandem__chaos_point();                                                     \
+  } while (0)
+#define TDM_CHAOS_RET(T, ...)                                                  \
+  T tdm_v_;                                                                    \
+  tandem__chaos_point();                                                       \
+  tdm_v_ = __VA_ARGS__;                                                        \
+  tandem__chaos_point();                                                       \
+  return tdm_v_
+#else
+/* Without it the hooks vanish: each function is exactly the ck_pr call. */
+#define TDM_CHAOS_DO(...) __VA_ARGS__
+#define TDM_CHAOS_RET(T, ...) return __VA_ARGS__
+#endif
+
 static inline uint64_t tdm_load_64(const uint64_t *p) {
-  return ck_pr_load_64(p);
+  TDM_CHAOS_RET(uint64_t, ck_pr_load_64(p));
 }
 static inline void tdm_store_64(uint64_t *p, uint64_t v) {
-  ck_pr_store_64(p, v);
+  TDM_CHAOS_DO(ck_pr_store_64(p, v));
 }
 static inline bool tdm_cas_64(uint64_t *p, uint64_t old, uint64_t nv) {
-  return ck_pr_cas_64(p, old, nv);
+  TDM_CHAOS_RET(bool, ck_pr_cas_64(p, old, nv));
 }
 static inline uint64_t tdm_fas_64(uint64_t *p, uint64_t v) {
-  return ck_pr_fas_64(p, v);
+  TDM_CHAOS_RET(uint64_t, ck_pr_fas_64(p, v));
 }
 static inline uint64_t tdm_faa_64(uint64_t *p, uint64_t d) {
-  return ck_pr_faa_64(p, d);
+  TDM_CHAOS_RET(uint64_t, ck_pr_faa_64(p, d));
 }
 static inline uint32_t tdm_load_u32(const uint32_t *p) {
-  return ck_pr_load_32(p);
+  TDM_CHAOS_RET(uint32_t, ck_pr_load_32(p));
 }
 static inline void tdm_store_u32(uint32_t *p, uint32_t v) {
-  ck_pr_store_32(p, v);
+  TDM_CHAOS_DO(ck_pr_store_32(p, v));
 }
 static inline bool tdm_cas_u32(uint32_t *p, uint32_t old, uint32_t nv) {
-  return ck_pr_cas_32(p, old, nv);
+  TDM_CHAOS_RET(bool, ck_pr_cas_32(p, old, nv));
 }
 static inline uint32_t tdm_fas_u32(uint32_t *p, uint32_t v) {
-  return ck_pr_fas_32(p, v);
+  TDM_CHAOS_RET(uint32_t, ck_pr_fas_32(p, v));
 }
 static inline uint32_t tdm_faa_u32(uint32_t *p, uint32_t d) {
-  return ck_pr_faa_32(p, d);
+  TDM_CHAOS_RET(uint32_t, ck_pr_faa_32(p, d));
 }
 static inline void *tdm_load_ptr(void *const *p) {
-  return ck_pr_md_load_ptr(p);
+  TDM_CHAOS_RET(void *, ck_pr_md_load_ptr(p));
 }
 static inline void tdm_store_ptr(void **p, void *v) {
-  ck_pr_store_ptr(p, v);
+  TDM_CHAOS_DO(ck_pr_store_ptr(p, v));
 }
 static inline bool tdm_cas_ptr(void **p, void *old, void *nv) {
-  return ck_pr_cas_ptr(p, old, nv);
+  TDM_CHAOS_RET(bool, ck_pr_cas_ptr(p, old, nv));
 }
 static inline void *tdm_fas_ptr(void **p, void *v) {
-  return ck_pr_fas_ptr(p, v);
+  TDM_CHAOS_RET(void *, ck_pr_fas_ptr(p, v));
 }
 static inline void tdm_fence_acquire(void) {
-  ck_pr_fence_acquire();
+  TDM_CHAOS_DO(ck_pr_fence_acquire());
 }
 static inline void tdm_fence_release(void) {
-  ck_pr_fence_release();
+  TDM_CHAOS_DO(ck_pr_fence_release());
 }
 #if defined(__x86_64__)
 /* A locked add to the top of the stack is a full barrier for ordinary
  * memory, like mfence, and cheaper on current x86-64 cores (Linux's smp_mb
  * does the same). */
 static inline void tdm_fence_sc(void) {
-  __asm__ __volatile__("lock; addl $0,-8(%%rsp)" ::: "memory", "cc");
+  TDM_CHAOS_DO(__asm__ __volatile__("lock; addl $0,-8(%%rsp)"
+                                    :
+                                    :
+                                    : "memory", "cc"));
 }
 #else
 static inline void tdm_fence_sc(void) {
-  ck_pr_fence_memory();
+  TDM_CHAOS_DO(ck_pr_fence_memory());
 }
 #endif
 /* A seq_cst fence between two loads.  Loads are not reordered with loads on
  * a TSO machine (x86-64), where this is a compiler barrier only. */
 static inline void tdm_fence_sc_loads(void) {
 #ifdef CK_MD_TSO
-  ck_pr_fence_load();
+  TDM_CHAOS_DO(ck_pr_fence_load());
 #else
-  ck_pr_fence_memory();
+  TDM_CHAOS_DO(ck_pr_fence_memory());
 #endif
 }
+/* Not an atomic operation: no chaos point. */
 static inline void tdm_pause(void) {
   ck_pr_stall();
 }

@@ -416,7 +416,7 @@ static Suite *defects_suite(void) {
   TCase *tc;
 
   tc = tcase_create("F1 close scan");
-  tcase_set_timeout(tc, 20);
+  tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_close_scan_terminates_when_both_ends_move);
   tcase_add_test(tc, test_close_scan_takes_back_owned_items_while_ends_move);
   tcase_add_test(tc, test_close_returns_while_others_keep_the_ring_busy);

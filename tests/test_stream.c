@@ -91,7 +91,9 @@ static int mid_run(void) {
 /* Did the loop stream during the test?  ThreadSanitizer makes every job
  * too slow for it: there only the other checks apply. */
 static void check_streamed(void) {
-#ifndef TANDEM_TSAN
+  /* Under TSan, and in the chaos build's random yields, jobs are never
+   * cheap enough to stream: the rest of each test still holds. */
+#if !defined(TANDEM_TSAN) && !defined(TANDEM_CHAOS)
   ck_assert_msg(saw_stream, "%d empty jobs in flight never streamed", WIDTH);
   ck_assert_uint_gt(streams_now(NULL), streams_before);
 #endif
