@@ -19,6 +19,7 @@ dir=build-fuzz
 work="$dir/fuzz"
 start=$(date +%s)
 
+bash scripts/install-deps.sh # clang and its fuzzer runtime among them
 CC=clang cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_FUZZ=ON \
   -DTANDEM_BUILD_TESTS=OFF -DTANDEM_BUILD_BENCH=OFF \
