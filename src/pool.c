@@ -138,17 +138,23 @@ static bool throttled(const tdm_worker_t *w) {
 }
 
 /* Any thread: wakes one parked worker, handing it the spinning role the
- * caller already counted in nspinning.  Returns false if none sleeps. */
-static bool wake_one(tandem_pool_t *pool) {
+ * caller already counted in nspinning.  Returns false if none sleeps;
+ * *rested then tells whether it passed over a resting one. */
+static bool wake_one(tandem_pool_t *pool, bool *rested) {
   unsigned start;
   unsigned i;
   tdm_worker_t *w;
 
+  *rested = false;
   start = tdm_faa_u32(&pool->wake_cursor, 1);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[(start + i) % pool->nworkers];
-    if (tdm_load_u32(&w->sleeping) == 0 || throttled(w))
+    if (tdm_load_u32(&w->sleeping) == 0)
       continue;
+    if (throttled(w)) {
+      *rested = true;
+      continue;
+    }
     if (!tdm_cas_u32(&w->sleeping, 1, 0))
       continue;
     tdm_faa_u32(&pool->nsleeping, (uint32_t)-1);
@@ -158,17 +164,36 @@ static bool wake_one(tandem_pool_t *pool) {
   return false;
 }
 
+static bool work_visible(tandem_pool_t *pool);
+
 /* Any thread, after publishing work and a full fence: makes sure some
- * worker will look for it. */
+ * worker will look for it.
+ *   While we hold nspinning for a worker we have not found, other
+ * submitters see a spinner and leave their items to it; so giving the
+ * role back is the decrement of a spinner that stops, and like one
+ * (stop_spinning) we look again if we were the last and work is visible
+ * -- else an item pushed meanwhile waited with every worker asleep (found
+ * by tests/model/park.pml).  Only when no sleeper was passed over for
+ * resting: those are woken by the stream's end, and retrying for them
+ * would spin. */
 static void notify(tandem_pool_t *pool) {
-  if (tdm_load_u32(&pool->nspinning) != 0)
-    return; /* a spinner will find it */
-  if (tdm_load_u32(&pool->nsleeping) == 0)
-    return; /* everyone is busy and will look when done */
-  if (!tdm_cas_u32(&pool->nspinning, 0, 1))
-    return; /* someone else just became the spinner */
-  if (!wake_one(pool))
-    tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
+  bool rested;
+
+  for (;;) {
+    if (tdm_load_u32(&pool->nspinning) != 0)
+      return; /* a spinner will find it */
+    if (tdm_load_u32(&pool->nsleeping) == 0)
+      return; /* everyone is busy and will look when done */
+    if (!tdm_cas_u32(&pool->nspinning, 0, 1))
+      return; /* someone else just became the spinner */
+    if (wake_one(pool, &rested))
+      return;
+    /* Full barrier, then the re-check. */
+    if (tdm_faa_u32(&pool->nspinning, (uint32_t)-1) != 1 || rested ||
+        !work_visible(pool))
+      return;
+    tdm_pause(); /* a sleeper is between its two counts: nearly there */
+  }
 }
 
 /* Is there anything a worker could take?  Racy: used only after a full

@@ -8,11 +8,13 @@
  * (F3 and F5 are in the faults suite, F4 in the fork suite.)
  */
 #include <check.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "inject.h"
+#include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
 
@@ -392,6 +394,114 @@ START_TEST(test_cancel_racing_a_requeue_on_another_pool) {
 }
 END_TEST
 
+/* ------------------------------------------------------ lost wake-up */
+
+/* Found by the park model (tests/model/park.pml): notify() raised
+ * nspinning on a sleeper's behalf, found nobody to wake (the sleeper had
+ * just seen other work and cancelled its sleep), and lowered it again
+ * without looking at the queues -- while a second submitter, seeing
+ * nspinning != 0, had trusted a spinner to find its item.  Both workers
+ * then slept with an item waiting until the next submit.
+ *
+ * Here submitters queue in lockstep and then stop until every job has
+ * started, so a stranded job is never rescued by a later submit: it
+ * shows as a round that does not finish.  Workers never spin, which keeps
+ * every submit on the notify() path. */
+#define WAKE_SUBMITTERS 4
+
+typedef struct wake_race_s {
+  tandem_t *t;
+  tandem_work_t *reqs; /* [rounds][WAKE_SUBMITTERS] */
+  unsigned rounds;
+  uv_barrier_t start;
+  atomic_uint started; /* work callbacks run */
+  atomic_uint stranded; /* rounds that did not finish in time */
+  atomic_uint refused;
+} wake_race_t;
+
+static wake_race_t *wake_race;
+
+static void count_start(tandem_work_t *req) {
+  (void)req;
+  atomic_fetch_add(&wake_race->started, 1);
+}
+
+typedef struct wake_submitter_s {
+  wake_race_t *r;
+  unsigned index;
+} wake_submitter_t;
+
+static void wake_submitter(void *arg) {
+  wake_submitter_t *s = arg;
+  wake_race_t *r = s->r;
+  unsigned round;
+  unsigned want;
+  uint64_t deadline;
+
+  for (round = 0; round < r->rounds; round++) {
+    uv_barrier_wait(&r->start);
+    if (tandem_queue_work(r->t, &r->reqs[round * WAKE_SUBMITTERS + s->index],
+                          count_start, NULL) != 0)
+      atomic_fetch_add(&r->refused, 1);
+    /* Nobody submits until every job of the round has started. */
+    want = (round + 1) * WAKE_SUBMITTERS;
+    deadline = uv_hrtime() + 2000000000ull * timeout_multiplier();
+    while (atomic_load(&r->started) < want) {
+      if (uv_hrtime() > deadline) {
+        atomic_fetch_add(&r->stranded, 1);
+        return; /* the others time out too */
+      }
+      sched_yield();
+    }
+  }
+}
+
+START_TEST(test_no_lost_wakeup_between_submitters) {
+  tandem_options_t opts;
+  tandem_pool_t *pool;
+  uv_loop_t loop;
+  tandem_t t;
+  wake_race_t r;
+  wake_submitter_t subs[WAKE_SUBMITTERS];
+  uv_thread_t tids[WAKE_SUBMITTERS];
+  unsigned i;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = 2;
+  opts.worker_spin_us = -1; /* park at once: every submit must wake */
+  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  memset(&r, 0, sizeof(r));
+  r.t = &t;
+  r.rounds = env_count("TANDEM_WAKE_ROUNDS", 20000);
+  r.reqs = calloc((size_t)r.rounds * WAKE_SUBMITTERS, sizeof(*r.reqs));
+  ck_assert_ptr_nonnull(r.reqs);
+  ck_assert_int_eq(uv_barrier_init(&r.start, WAKE_SUBMITTERS), 0);
+  wake_race = &r;
+  for (i = 0; i < WAKE_SUBMITTERS; i++) {
+    subs[i].r = &r;
+    subs[i].index = i;
+    ck_assert_int_eq(uv_thread_create(&tids[i], wake_submitter, &subs[i]),
+                     0);
+  }
+  for (i = 0; i < WAKE_SUBMITTERS; i++)
+    uv_thread_join(&tids[i]);
+  ck_assert_msg(atomic_load(&r.stranded) == 0,
+                "a job waited with every worker asleep (lost wake-up) after "
+                "%u of %u jobs had started",
+                atomic_load(&r.started), r.rounds * WAKE_SUBMITTERS);
+  ck_assert_uint_eq(atomic_load(&r.refused), 0);
+  /* The after callbacks (none) come home on the loop. */
+  tandem_close(&t, NULL);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  uv_barrier_destroy(&r.start);
+  free(r.reqs);
+}
+END_TEST
+
 /* -------------------------------------------------------------- F6 */
 
 START_TEST(test_queue_size_limit) {
@@ -426,6 +536,11 @@ static Suite *defects_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_cancel_racing_a_first_queue_never_crashes);
   tcase_add_test(tc, test_cancel_racing_a_requeue_on_another_pool);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("lost wake-up");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_no_lost_wakeup_between_submitters);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("F6 queue size");
