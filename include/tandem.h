@@ -235,8 +235,6 @@ struct tandem_s {
   uv_poll_t wake_;     /* watches wake_fd_: completions wake the loop */
   uv_idle_t idle_;     /* polls for completions when one is near */
   uv_timer_t timer_;   /* drains a deep backlog's completions each tick */
-  const void *thread_tag_; /* identifies the loop's thread (loop.c) */
-  int wake_fd_;        /* an eventfd any thread writes to wake the loop */
   tandem_close_cb close_cb_;
   /* Written by the loop thread (and by other submitting threads). */
   unsigned inflight_;      /* queued from other threads and not yet
@@ -256,10 +254,16 @@ struct tandem_s {
   char pad0_[64];
   void *done_; /* completion stack head; atomic */
   char pad1_[64 - sizeof(void *)];
-  /* Read by workers on every job, written rarely: its own line too. */
-  unsigned polling_; /* pushers may skip waking the loop; atomic */
-  unsigned closing_; /* tandem_close() was called; atomic */
-  char pad2_[64 - 2 * sizeof(unsigned)];
+  /* Read by workers on every job, written rarely: its own line too, with
+   * all they read of the handle, so that they never read a line that the
+   * caller's data beside the handle may share (the handle need not be
+   * 64-byte aligned). */
+  unsigned polling_;       /* pushers may skip waking the loop; atomic */
+  unsigned closing_;       /* tandem_close() was called; atomic */
+  tandem_pool_t *pool_;    /* = pool */
+  const void *thread_tag_; /* identifies the loop's thread (loop.c) */
+  int wake_fd_;            /* an eventfd any thread writes to wake the loop */
+  char pad2_[64 - 3 * sizeof(unsigned) - 2 * sizeof(void *)];
   void *reserved_[4];
   /** \endcond */
 };

@@ -54,6 +54,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -98,6 +99,16 @@ enum {
 #define STREAM_GAP_NS 300
 #define LAG_MIN 4
 #define LAG_MAX 128
+
+/* Workers write done_'s line and read polling_'s; neither may share a line
+ * with the fields around them, however the caller aligns the handle. */
+_Static_assert(offsetof(tandem_t, done_) - offsetof(tandem_t, pad0_) == 64 &&
+                   offsetof(tandem_t, polling_) - offsetof(tandem_t, done_) ==
+                       64 &&
+                   offsetof(tandem_t, reserved_) -
+                           offsetof(tandem_t, polling_) ==
+                       64,
+               "tandem_t's worker lines must stay 64 bytes apart");
 
 /* Any thread: wakes t's loop.  An eventfd write, not uv_async_send():
  * libuv 1.44's loop spins, then sched_yield()s, while a sender is between
@@ -267,7 +278,7 @@ void tandem__complete(tandem_work_t *req, int status) {
   void *old;
 
   t = req->tandem;
-  pool = t->pool;
+  pool = t->pool_; /* the copy on the line workers read: not t->pool */
   self = tandem__self;
   if (self != NULL && self->pool != pool)
     self = NULL;
@@ -590,6 +601,7 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   t->data = data;
   t->loop = loop;
   t->pool = pool;
+  t->pool_ = pool;
   t->thread_tag_ = &thread_tag;
   t->wake_fd_ = fd;
   err = uv_poll_init(loop, &t->wake_, t->wake_fd_);
