@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkjoin: what a fork costs, and how well a coarse kernel scales, on
  * tandem's fork-join API against oneTBB and OpenMP, all in one process.

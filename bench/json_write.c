@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json_write: JSON strings, numbers and sample summaries. */
 #include "json_write.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json_write: the few pieces of JSON the benchmarks write by hand.
  */

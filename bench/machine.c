@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* machine: CPU count and model for benchmark reports. */
 #include "machine.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * machine: facts about the machine a benchmark ran on, for its report.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reexec: run this program again with one variable set, capture stdout. */
 #include "reexec.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reexec: runs this program again as a child with one environment variable
  * set and captures its standard output.  For settings a library reads once

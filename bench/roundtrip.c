@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * roundtrip: how fast jobs go from a loop thread to a pool and back.
  *

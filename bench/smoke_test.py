@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """smoke_test: runs tandem-bench in its tiny mode and checks its report.
 
   usage: smoke_test.py BUILD_DIR

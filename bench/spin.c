@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* spin: a calibrated busy loop for compute jobs. */
 #include "spin.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spin: a calibrated busy loop, the "compute job" of the benchmarks.
  *

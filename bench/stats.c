@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats: monotonic clock and order statistics for the benchmarks. */
 #include "stats.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats: a monotonic clock and order statistics of a sample, shared by the
  * benchmarks.  Every function is thread-safe and leaves its input alone.

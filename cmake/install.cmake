@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Installs the header, both libraries, a CMake package (find_package(tandem)
 # gives tandem::tandem and tandem::tandem_static), tandem.pc and
 # tandem-static.pc.

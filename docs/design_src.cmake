@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # design_src.cmake: writes the "Design comments of src/" page of the API
 # reference: the comment at the top of every file in src/, verbatim, under
 # an anchor per file (src_pool_c for src/pool.c) that docs/design.md links.
@@ -20,6 +21,9 @@ string(APPEND page "The comment at the top of each file of `src/`, as it "
                    "  \\ref design has the short version.\n\n")
 foreach(f IN LISTS files)
   file(READ ${SRC_DIR}/${f} text)
+  # The license line first, then the file's own comment.
+  string(REGEX REPLACE "^/\\* SPDX-License-Identifier:[^\n]*\n" ""
+         text "${text}")
   string(FIND "${text}" "*/" end)
   if(NOT text MATCHES "^/\\*" OR end LESS 0)
     continue()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed: adding tandem to a libuv program you already have.
  *

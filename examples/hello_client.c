@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hello_client: connects to hello_server, prints what it sends, exits.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hello_server: the smallest libuv TCP server.  Each client that connects
  * gets "Hello from the server!" and is disconnected.

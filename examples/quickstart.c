@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * quickstart: the README's first program.  fib(32) runs on a worker of a
  * pool while the loop thread stays free; the result comes back to the loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * \file tandem.h
  * tandem: a libuv event loop and a lock-free work-stealing thread pool that

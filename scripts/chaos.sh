@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The randomized-interleaving run: builds build-chaos/ with -DTANDEM_CHAOS=ON
 # (every atomic of src/atomic.h may yield or spin first and after: see
 # src/chaos.h) and runs the whole test suite there, the soak included.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The comparison demo: installs what is missing, builds the benchmarks (not
 # the test suites), runs bench/tandem-bench (tandem against every peer) and
 # leaves the tables, the JSON and the plots in results/.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets (tests/fuzz) in build-fuzz/ with clang and
 # runs each for SECONDS, one after the other; exits non-zero on any finding
 # (crash, leak, timeout, sanitizer report).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs, from Debian's packages, whatever tandem needs that is missing.
 #   scripts/install-deps.sh          what building and testing needs
 #   scripts/install-deps.sh --bench  also the benchmark peers and tools

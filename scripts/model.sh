@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Model-checks tandem's concurrency protocols with spin, exhaustively
 # (tests/model/README.md says what each model covers).
 #   scripts/model.sh          the CI set: every model passes, and every

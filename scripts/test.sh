@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what is missing, builds tandem and runs the whole test suite.
 #   scripts/test.sh                     normal build (build/)
 #   scripts/test.sh --sanitize thread   ThreadSanitizer build (build-tsan/)

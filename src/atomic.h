@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * atomic.h: every atomic operation tandem's runtime uses, in one place.
  *

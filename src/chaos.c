@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chaos.c: the generators and the acts of the chaos build (see chaos.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chaos.h: the randomized-interleaving build (cmake -DTANDEM_CHAOS=ON).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deque.h: a growable Chase-Lev work-stealing deque of pointers.
  *

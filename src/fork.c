@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork.c: the process-wide default pool, and what a fork() does to pools.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkjoin.c: tandem_join, task groups and tandem_parallel_for.
  *

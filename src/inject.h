@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inject.h: the injection queue, through which items enter a pool from
  * outside it (a loop thread, an application thread).

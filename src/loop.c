@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop.c: the loop side -- tandem_t handles, queueing and cancelling
  * requests, and the completion stack that brings results home.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * park.c: ck_ec32 operations on the Linux futex (see park.h).
  */

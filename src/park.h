@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * park.h: where an idle worker sleeps.  One ck_ec32 event count per
  * worker, backed by the Linux futex: a waiter snapshots the count, re-checks

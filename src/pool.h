@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.h: the pool's internal structures, shared by pool.c (workers,
  * scheduling, parking), loop.c (tandem_t and requests) and forkjoin.c.

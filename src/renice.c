@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * renice.c: scheduling hints for worker threads (see renice.h).
  */

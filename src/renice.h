@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * renice.h: scheduling hints for worker threads, and a look at how busy
  * the machine is.

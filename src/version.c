@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * version.c: the version of the library a program runs against, which may
  * differ from the tandem/version.h it was compiled with (tandem_version()).

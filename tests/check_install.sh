@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the build tree into a scratch prefix, then builds and runs what a
 # user would, the way the README's "Linking" section says: consumers made
 # with find_package(tandem) (shared and static), with pkg-config (shared,

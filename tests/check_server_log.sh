@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # compute_server's log on stderr: a start line (address, mode, workers,
 # limits, version), a line for a 4xx answer, a line on SIGTERM and one with
 # the totals; nothing at all with --quiet.  Stdout keeps its one line,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Unix manners of every program: `PROG --help` prints its usage on stdout,
 # nothing on stderr, and exits 0; `PROG --no-such-option` prints its usage
 # on stderr, nothing on stdout, and exits 2.  Neither may start any work,

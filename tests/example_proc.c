@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Running the example programs and talking to them: see example_proc.h.
  */

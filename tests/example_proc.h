@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers for the suites that run the example programs as real processes
  * and talk to them over loopback sockets (test_hello, test_embed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fault_inject: the --wrap wrappers (see fault_inject.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fault_inject: makes one chosen call that tandem makes fail.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * probes: a loop keeps `width` requests in flight on a pool of its own, each
  * queued again from its after callback until `total` have been queued, and

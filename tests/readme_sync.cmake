@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # readme_sync.cmake: fails unless the README shows FILE whole and unchanged:
 # the ```c block right after the line "<!-- FILE, verbatim -->".  Run by
 # ctest (readme_quickstart), so the README's example is the one CI builds.

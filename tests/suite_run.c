@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "suite_run.h"
 
 #include <stdlib.h>

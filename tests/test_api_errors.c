@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every public function given bad input: NULL arguments, a request already
  * in flight, the default pool, a pool still in use.  Each error is a libuv

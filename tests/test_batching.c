@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A loop with a deep backlog of its own jobs drains their completions from
  * a timer instead of being woken per batch (src/loop.c, "Batching").  The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tandem_cancel(): a job that has not started is cancelled at once, even
  * while every worker is busy, its after callback gets UV_ECANCELED on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tandem_close(): refuses new jobs, cancels the ones that have not started,
  * lets running ones finish, runs every after callback exactly once, then

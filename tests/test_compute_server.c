@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/compute_server, run as a real process on an ephemeral loopback
  * port: curl for the endpoints, our own sockets for everything a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Regression tests for the defects adversarial testing found (issue #10):
  *   F1  tandem_close's scan of the injection ring ran towards 2^64 when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_deque.c: the Chase-Lev deque (src/deque.c) and the injection ring
  * (src/inject.c) on their own: order and growth single-threaded, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/embed, run as a real process: the existing application still
  * ticks and answers "ok" on its port, every tick's job comes back from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Faults: every call a constructor makes that can fail -- an allocation, a
  * thread start, an eventfd, a poll watcher -- made to fail in turn

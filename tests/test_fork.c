@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork(): a child either works on a fresh default pool or gets UV_ESRCH
  * from a pool (or handle) it inherited -- never a hang (defect F4: the

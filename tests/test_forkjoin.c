@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fork-join: tandem_join, task groups, tandem_parallel_for and
  * tandem_parallel_for_async.  Results equal the serial ones and every index

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/hello_server and hello_client, run as real processes on an
  * ephemeral loopback port: the client prints the greeting, the server greets

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libuv's own uv_queue_work()/uv_cancel() cases, ported to tandem's API:
  * tandem promises the semantics of uv_queue_work, so it should pass the

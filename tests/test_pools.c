@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools: several loops on one pool, one loop on several pools, pool sizes
  * and options, and the counters of tandem_pool_stats().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tandem_queue_work(): every job's work callback runs once on a worker and
  * its after callback runs once on the loop thread, whoever queued it: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The soak: rounds of random traffic on several pools and handles for a
  * fixed time, with every callback counted.  Run in every build; in the

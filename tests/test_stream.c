@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A loop that keeps many cheap jobs in flight streams (src/loop.c,
  * "Streams"): a worker on the loop's CPU rests and the others trail the

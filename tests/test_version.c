@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_version.c: the version at run time (tandem_version(),
  * tandem_version_string()) against tandem/version.h, and the promise of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * worker_gate: holds every worker of a pool inside a blocking job, so a test
  * can queue, cancel or close while nothing can start.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """asyncio_executor: the Python way to keep CPU work off an event loop.
 
 An asyncio loop hands jobs to loop.run_in_executor() on a

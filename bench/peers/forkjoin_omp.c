@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkjoin_omp.c: the OpenMP peer of bench/forkjoin (see forkjoin_peers.h).
  * Built with the compiler's OpenMP flag (gcc: -fopenmp, libgomp).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkjoin_peers.h: the interface between bench/forkjoin.c (the driver, the
  * serial and the tandem peers) and the peers built beside it only when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkjoin_tbb.cpp: the oneTBB peer of bench/forkjoin (see
  * forkjoin_peers.h).  C++17; every entry point is extern "C" and lets no

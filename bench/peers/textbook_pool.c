@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* textbook_pool: mutex + condition variable + FIFO, results via uv_async. */
 #include "textbook_pool.h"
 

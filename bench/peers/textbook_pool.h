@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * textbook_pool: the thread pool of every textbook, as a peer for the
  * benchmarks.  One pthread mutex and one condition variable guard a global

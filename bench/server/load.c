@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * load: the load driver of the HTTP server benchmark (bench/server/).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * load.h: the parts of the server benchmark's load driver (load.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * load_client: the load driver's HTTP client (see load.h).  A phase opens
  * its connections, keeps at most one request in flight on each (closed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * load_proc: the server processes of the load driver (see load.h): start
  * one with its stdout on a pipe, wait for "listening on HOST:PORT", stop

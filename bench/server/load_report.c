@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * load_report: what the load driver prints and writes (see load.h): one
  * table per metric with every peer side by side and its ratio to hybrid,

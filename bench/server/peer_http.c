@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_http: parsing, routing, answers and the job of the server peers. */
 #include "peer_http.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer_http: what the benchmark's own server peers (peer_threads.c,
  * peer_uvwork.c) share, so that they serve exactly what

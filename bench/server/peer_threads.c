@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer_threads: the thread-per-connection peer of the server benchmark.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer_uvwork: the libuv-only peer of the server benchmark.
  *

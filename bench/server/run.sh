@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/server/run.sh: the HTTP server benchmark, in one command.
 #
 #   bench/server/run.sh [--quick] [--json FILE] [other options of load]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connections: accept, read, parse with http-parser, answer in order, time
  * out, close.  Loop thread only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * compute_server: sockets on the loop, compute on the pool.
  *

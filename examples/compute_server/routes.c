@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The endpoints.  route_request() runs on the loop thread for each complete
  * request; it answers cheap ones at once and hands CPU work to the pool:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * compute_server: an HTTP/1.1 server whose sockets live on one libuv loop
  * and whose CPU work runs on a tandem pool.

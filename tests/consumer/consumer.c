@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queues one job through an installed tandem and checks it came back. */
 #include <stdio.h>
 

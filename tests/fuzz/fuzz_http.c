@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_http.c: a libFuzzer target over the example compute_server's request
  * handling (examples/compute_server/http.c and routes.c, compiled in).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_runtime.c: a libFuzzer target over tandem's runtime, driven by
  * operation sequences the fuzzer writes.  Byte 0 picks a machine; the rest

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * park.pml: the pool's sleep protocol (src/pool.c: notify, wake_one,
  * park, stop_spinning, worker_main, tandem__pool_submit; src/park.c).

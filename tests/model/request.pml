@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * request.pml: a request's life (src/loop.c: tandem__queue_work_with,
  * tandem_cancel, tandem__job_run, tandem__complete, drain, tandem_close,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.pml: the injection ring (src/inject.c) -- Vyukov's bounded MPMC
  * queue with per-cell sequence numbers, the take-versus-cancel claim on a
