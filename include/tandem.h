@@ -311,7 +311,9 @@ struct tandem_work_s {
  * forked, the error of making the default pool (UV_ENOMEM, or a thread
  * error such as UV_EAGAIN; a later call tries again), or the error of
  * eventfd() or uv_poll_init() (e.g. UV_EMFILE).  On an error nothing is
- * left behind.
+ * left behind, but for the default pool if this call made it before
+ * uv_poll_init() failed: once made, the default pool lives until the
+ * process exits, whoever asked for it.
  * \thread The loop's thread. */
 TANDEM_EXTERN int tandem_init(uv_loop_t *loop, tandem_t *t,
                               tandem_pool_t *pool);
