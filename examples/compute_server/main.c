@@ -313,7 +313,6 @@ int main(int argc, char **argv) {
   }
   /* Writing to a socket the client has closed must give EPIPE, not kill. */
   signal(SIGPIPE, SIG_IGN);
-  http_parser_set_max_header_size((uint32_t)opt.max_header);
 
   r = uv_loop_init(&loop);
   if (r != 0) {
@@ -325,6 +324,7 @@ int main(int argc, char **argv) {
   srv.mode = opt.mode;
   srv.max_conns = (unsigned)opt.max_conns;
   srv.max_body = (size_t)opt.max_body;
+  srv.max_header = (uint32_t)opt.max_header;
   srv.header_timeout_ms = opt.header_timeout_ms;
 
   if (srv.mode == MODE_HYBRID) {

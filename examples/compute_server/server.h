@@ -55,6 +55,11 @@ typedef struct server_s {
   server_mode_t mode;
   unsigned max_conns;
   size_t max_body;
+  /* Most bytes of a request head (request line and headers), and of a
+   * chunked body's size line or trailers; more gets 431.  http_listen
+   * sets http-parser's limit to it, which is process-wide: every server
+   * in one process must use the same.  0 = 8192. */
+  uint32_t max_header;
   uint64_t header_timeout_ms;
   int stopping;
   /* Called with every response of status 400 or more that is sent (main.c
