@@ -25,8 +25,9 @@
  *   calling thread around the whole call.  Figures: wall time, speedup over
  *   serial, the ratio to the fastest peer.
  *
- * The targets section holds tandem to the bar: per spawn, no slower than
- * the faster oneTBB form and faster than OpenMP; on the image, at least
+ * The report is JSON (cli.h: on stdout, or --json FILE); bench/tandem-bench
+ * prints its tables.  Its targets hold tandem to the bar: per spawn, no slower
+ * than the faster oneTBB form and faster than OpenMP; on the image, at least
  * 0.95 x workers times faster than serial (1.9x on 2 workers) and within 5%
  * of the fastest peer, for each of the two grains.
  *
@@ -41,9 +42,8 @@
  * also uses a 1024 x 1024 image: about 10 s on an idle 2-core VM, the
  * default run about 40 s); --only runs just some peers (serial, tandem,
  * tbb, omp: a comma-separated list), --kernel just fib or mandel, e.g. for
- * `perf record -g build/bench/forkjoin --only tandem --kernel fib`;
- * --json writes every figure and sample to FILE.  Every measurement is
- * bounded by a watchdog of WATCHDOG_S seconds.
+ * `perf record -g build/bench/forkjoin --only tandem --kernel fib`.  Every
+ * measurement is bounded by a watchdog of WATCHDOG_S seconds.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -59,13 +59,12 @@
 
 #include "tandem.h"
 
+#include "cli.h"
 #include "json_write.h"
-#include "machine.h"
 #include "peers/forkjoin_peers.h"
 #include "stats.h"
 
-#define MAX_REPS 99
-#define MAX_WORKERS 1024
+#define MAX_REPS BENCH_MAX_REPS
 #define WATCHDOG_S 120     /* one measurement gives up after this */
 #define SETTLE_NS 20000000 /* pause between measurements: 20 ms */
 #define FIB_N 30
@@ -96,14 +95,11 @@ typedef struct peer_s {
 #define MAX_PEERS 5
 
 typedef struct bench_s {
+  bench_cli_t cli;
   unsigned workers;
   unsigned reps;
-  int quick;
-  const char *json_path;
   unsigned only; /* bit per family; 0 = all */
   int kernel;    /* -1 = both */
-  unsigned cores;
-  char cpu_model[256];
   unsigned threads[NFAMS];
   int fib_n;
   long fib_expected;
@@ -461,9 +457,7 @@ static void settle(void) {
 }
 
 static int report_err(const char *what, int err) {
-  fprintf(stderr, "forkjoin: %s: %s (%s)\n", what, uv_strerror(err),
-          uv_err_name(err));
-  return err;
+  return bench_cli_error(&bench.cli, what, err);
 }
 
 /* Items tandem's workers have stolen from each other so far. */
@@ -575,126 +569,6 @@ static void peer_label(int k, int p, char *buf, size_t len) {
              peer->variant);
 }
 
-/* ---------------------------------------------------------- text report */
-
-static void print_header(void) {
-  const peer_t *peer;
-  char label[32];
-  int k;
-  int p;
-
-  printf("forkjoin: fork-join spawn cost and a coarse kernel, tandem "
-         "against its peers\n");
-  printf("machine:  %u cores, %s\n", bench.cores, bench.cpu_model);
-  printf("versions: libuv %s, tandem %s", uv_version_string(),
-         TANDEM_VERSION_STRING);
-#ifdef FORKJOIN_HAVE_TBB
-  printf(", oneTBB %s", tbb_peer_version());
-#endif
-#ifdef FORKJOIN_HAVE_OMP
-  printf(", OpenMP %d", omp_peer_version());
-#endif
-  printf("\n");
-  for (k = 0; k < NKERNELS; k++) {
-    if (!kernel_selected(k))
-      continue;
-    printf("%-9s %s\n", k == K_FIB ? "peers:" : "",
-           k == K_FIB ? "fib" : "mandelbrot");
-    for (p = 0; p < bench.npeers[k]; p++) {
-      peer = &bench.peers[k][p];
-      peer_label(k, p, label, sizeof(label));
-      if (peer->run == NULL)
-        printf("          %-14s skipped: %s\n", label, fam_missing(peer->fam));
-      else if (!fam_selected(peer->fam))
-        printf("          %-14s not run (--only)\n", label);
-      else
-        printf("          %-14s %s\n", label, peer->how);
-    }
-  }
-  printf("runs:     %u reps%s, peers interleaved (order rotated each rep),\n"
-         "          %d ms pause before each run; median (min..max) over reps\n"
-         "\n",
-         bench.reps, bench.quick ? " (--quick)" : "", SETTLE_NS / 1000000);
-  fflush(stdout);
-}
-
-/* "12.3 (12.1..13.0)" in ms. */
-static void print_times(int k, int p) {
-  char spread[48];
-  double *v = bench.ns[k][p];
-
-  snprintf(spread, sizeof(spread), "(%.2f..%.2f)",
-           stats_min(v, bench.reps) / 1e6, stats_max(v, bench.reps) / 1e6);
-  printf("%9.2f  %-20s", median_ns(k, p) / 1e6, spread);
-}
-
-/* How much tandem's runs were shared out: steals between its workers. */
-static void print_steals(int k) {
-  char label[32];
-  int p;
-
-  for (p = 0; p < bench.npeers[k]; p++) {
-    if (bench.peers[k][p].fam != FAM_TANDEM || !measured(k, p))
-      continue;
-    peer_label(k, p, label, sizeof(label));
-    printf("  %s: %.0f steals per run (median; min %.0f, max %.0f)\n", label,
-           stats_median(bench.steals[k][p], bench.reps),
-           stats_min(bench.steals[k][p], bench.reps),
-           stats_max(bench.steals[k][p], bench.reps));
-  }
-}
-
-static void print_fib(void) {
-  char label[32];
-  int p;
-
-  printf("fib(%d), one spawn per call that forks: %" PRIu64 " spawns, "
-         "%" PRIu64 " calls, = %ld\n",
-         bench.fib_n, bench.fib_spawns, bench.fib_calls, bench.fib_expected);
-  printf("  %-14s %9s  %-20s%9s  %9s\n", "peer", "ms", "(min..max)", "ns/spawn",
-         "/ tandem");
-  for (p = 0; p < bench.npeers[K_FIB]; p++) {
-    peer_label(K_FIB, p, label, sizeof(label));
-    if (!measured(K_FIB, p)) {
-      printf("  %-14s %s\n", label,
-             bench.peers[K_FIB][p].run == NULL ? "skipped" : "not run");
-      continue;
-    }
-    printf("  %-14s ", label);
-    print_times(K_FIB, p);
-    printf("%9.2f  %8.2fx\n", fib_per_spawn(p),
-           median_ns(K_FIB, p) / median_ns(K_FIB, FIB_TANDEM));
-  }
-  print_steals(K_FIB);
-  printf("\n");
-}
-
-static void print_mandel(void) {
-  char label[32];
-  int p;
-
-  printf("mandelbrot %ux%u, at most %u iterations, by rows: checksum "
-         "%016" PRIx64 "\n",
-         bench.mandel.width, bench.mandel.height, bench.mandel.max_iter,
-         bench.mandel_checksum);
-  printf("  %-14s %9s  %-20s%9s  %9s\n", "peer", "ms", "(min..max)", "speedup",
-         "/ best");
-  for (p = 0; p < bench.npeers[K_MANDEL]; p++) {
-    peer_label(K_MANDEL, p, label, sizeof(label));
-    if (!measured(K_MANDEL, p)) {
-      printf("  %-14s %s\n", label,
-             bench.peers[K_MANDEL][p].run == NULL ? "skipped" : "not run");
-      continue;
-    }
-    printf("  %-14s ", label);
-    print_times(K_MANDEL, p);
-    printf("%8.2fx  %8.3fx\n", mandel_speedup(p),
-           median_ns(K_MANDEL, p) / mandel_best());
-  }
-  print_steals(K_MANDEL);
-  printf("\n");
-}
-
 /* The bar, as figures: value, goal, and whether it holds. */
 typedef struct target_s {
   char what[64];
@@ -746,31 +620,6 @@ static int targets(target_t *t) {
     n++;
   }
   return n;
-}
-
-static void print_targets(void) {
-  target_t t[MAX_TARGETS];
-  int n;
-  int i;
-
-  n = targets(t);
-  printf("targets (tandem, medians)\n");
-  for (i = 0; i < n; i++) {
-    if (t[i].met < 0)
-      printf("  %-44s %8s  %-8s n/a (not measured)\n", t[i].what, "-",
-             t[i].goal);
-    else
-      printf("  %-44s %8.3f  %-8s %s\n", t[i].what, t[i].value, t[i].goal,
-             t[i].met ? "met" : "NOT met");
-  }
-}
-
-static void print_report(void) {
-  if (kernel_selected(K_FIB))
-    print_fib();
-  if (kernel_selected(K_MANDEL))
-    print_mandel();
-  print_targets();
 }
 
 /* ----------------------------------------------------------- JSON report */
@@ -837,22 +686,32 @@ static void json_targets(FILE *f) {
   fprintf(f, "  ]\n");
 }
 
-static int write_json(const char *path) {
+static int write_json(void) {
   FILE *f;
   int k;
   int p;
 
-  f = fopen(path, "w");
+  f = bench_report_open(&bench.cli, TANDEM_VERSION_STRING, bench.workers,
+                        bench.reps);
   if (f == NULL)
-    return report_err(path, uv_translate_sys_error(errno));
+    return UV_EIO;
+  fprintf(f, ", \"settle_ns\": %d,\n", SETTLE_NS);
   fprintf(f,
-          "{\n  \"benchmark\": \"forkjoin\",\n  \"machine\": "
-          "{\"cores\": %u, \"cpu_model\": ",
-          bench.cores);
-  json_write_string(f, bench.cpu_model);
-  fprintf(f, "},\n  \"libuv_version\": \"%s\", \"tandem_version\": \"%s\"",
-          uv_version_string(), TANDEM_VERSION_STRING);
-  fprintf(f, ", \"tbb_version\": ");
+          "  \"fib\": {\"n\": %d, \"value\": %ld, \"calls\": %" PRIu64
+          ", \"spawns\": %" PRIu64 "},\n",
+          bench.fib_n, bench.fib_expected, bench.fib_calls, bench.fib_spawns);
+  fprintf(f,
+          "  \"mandelbrot\": {\"width\": %u, \"height\": %u, \"max_iter\": "
+          "%u, \"checksum\": ",
+          bench.mandel.width, bench.mandel.height, bench.mandel.max_iter);
+  if (kernel_selected(K_MANDEL))
+    fprintf(f, "\"%016" PRIx64 "\"},\n", bench.mandel_checksum);
+  else
+    fprintf(f, "null},\n");
+  fprintf(f, "  \"threads\": {\"tandem\": %u, \"tbb\": %u, \"omp\": %u}},\n",
+          bench.threads[FAM_TANDEM], bench.threads[FAM_TBB],
+          bench.threads[FAM_OMP]);
+  fprintf(f, " \"tbb_version\": ");
 #ifdef FORKJOIN_HAVE_TBB
   json_write_string(f, tbb_peer_version());
 #else
@@ -864,25 +723,7 @@ static int write_json(const char *path) {
 #else
   fprintf(f, "null");
 #endif
-  fprintf(f,
-          ",\n  \"parameters\": {\"workers\": %u, \"reps\": %u, \"quick\": "
-          "%s, \"settle_ns\": %d,\n",
-          bench.workers, bench.reps, bench.quick ? "true" : "false", SETTLE_NS);
-  fprintf(f,
-          "    \"fib\": {\"n\": %d, \"value\": %ld, \"calls\": %" PRIu64
-          ", \"spawns\": %" PRIu64 "},\n",
-          bench.fib_n, bench.fib_expected, bench.fib_calls, bench.fib_spawns);
-  fprintf(f,
-          "    \"mandelbrot\": {\"width\": %u, \"height\": %u, \"max_iter\": "
-          "%u, \"checksum\": ",
-          bench.mandel.width, bench.mandel.height, bench.mandel.max_iter);
-  if (kernel_selected(K_MANDEL))
-    fprintf(f, "\"%016" PRIx64 "\"},\n", bench.mandel_checksum);
-  else
-    fprintf(f, "null},\n");
-  fprintf(f, "    \"threads\": {\"tandem\": %u, \"tbb\": %u, \"omp\": %u}},\n",
-          bench.threads[FAM_TANDEM], bench.threads[FAM_TBB],
-          bench.threads[FAM_OMP]);
+  fprintf(f, ",\n");
   for (k = 0; k < NKERNELS; k++) {
     fprintf(f, "  \"%s\": [\n", kernel_keys[k]);
     for (p = 0; p < bench.npeers[k]; p++) {
@@ -892,113 +733,45 @@ static int write_json(const char *path) {
     fprintf(f, "  ],\n");
   }
   json_targets(f);
-  fprintf(f, "}\n");
-  if (ferror(f) | fclose(f))
-    return report_err(path, UV_EIO);
-  return 0;
+  return bench_report_close(&bench.cli, f);
 }
 
 /* --------------------------------------------------------------- options */
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: forkjoin [--workers N] [--reps R] [--quick] [--json FILE]\n"
-          "                [--only PEERS] [--kernel fib|mandel] [--fib N]\n"
-          "  --workers N   threads of every parallel peer (default: the "
-          "online CPUs)\n"
-          "  --reps R      repetitions, 1..%d (default 9, --quick 5)\n"
-          "  --quick       fewer reps and a %dx%d image, for a quick look\n"
-          "  --json FILE   also write every figure to FILE\n"
-          "  --only PEERS  run only these peers: a comma-separated list of\n"
-          "                serial, tandem, tbb, omp (e.g. for perf record)\n"
-          "  --kernel K    run only fib or only mandel\n"
-          "  --fib N       fib(N), 2..%d, instead of fib(%d)\n",
-          MAX_REPS, MANDEL_SIDE_QUICK, MANDEL_SIDE_QUICK, FIB_MAX_N, FIB_N);
-}
+static const char usage[] =
+    "usage: forkjoin [--workers N] [--reps R] [--quick | --tiny] [--json "
+    "FILE]\n"
+    "                [--only PEERS] [--kernel fib|mandel] [--fib N]\n"
+    "  --workers N   threads of every parallel peer (default: the online "
+    "CPUs)\n"
+    "  --reps R      repetitions (default 9, --quick 5, --tiny 1)\n"
+    "  --quick       fewer reps and a 1024x1024 image, for a quick look\n"
+    "  --tiny        --quick with one rep and fib(20): a smoke test\n"
+    "  --json FILE   write the JSON report to FILE (default: stdout)\n"
+    "  --only PEERS  run only these peers: a comma-separated list of\n"
+    "                serial, tandem, tbb, omp (e.g. for perf record)\n"
+    "  --kernel K    run only fib or only mandel\n"
+    "  --fib N       fib(N), 2..40, instead of fib(30)\n";
 
-/* Parses a decimal in [min, max]; 0 on success. */
-static int parse_count(const char *s, uint64_t min, uint64_t max,
-                       uint64_t *out) {
-  unsigned long long v;
-  char *end;
-
-  if (s == NULL || *s < '0' || *s > '9')
-    return -1;
-  errno = 0;
-  v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-/* Parses "tandem,tbb" into a bit per family; 0 on success. */
-static int parse_only(const char *s, unsigned *out) {
-  size_t len;
-  int fam;
-
-  if (s == NULL)
-    return -1;
-  *out = 0;
-  while (*s != '\0') {
-    len = strcspn(s, ",");
-    for (fam = 0; fam < NFAMS; fam++)
-      if (strlen(fam_keys[fam]) == len && strncmp(s, fam_keys[fam], len) == 0)
-        break;
-    if (fam == NFAMS)
-      return -1;
-    *out |= 1u << fam;
-    s += len;
-    if (*s == ',')
-      s++;
-  }
-  return *out != 0 ? 0 : -1;
-}
-
-/* Returns 0, or -1 after printing what was wrong. */
-static int parse_args(int argc, char **argv) {
+/* forkjoin's own options, as bench_cli_option_fn. */
+static int own_option(void *ctx, const char *a, const char *val) {
   uint64_t v;
-  int reps;
-  int i;
 
-  reps = 0;
-  bench.kernel = -1;
-  bench.fib_n = FIB_N;
-  for (i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage(stdout);
-      exit(EXIT_SUCCESS);
-    } else if (strcmp(a, "--quick") == 0) {
-      bench.quick = 1;
-    } else if (strcmp(a, "--json") == 0 && val != NULL) {
-      bench.json_path = argv[++i];
-    } else if (strcmp(a, "--workers") == 0 &&
-               parse_count(val, 1, MAX_WORKERS, &v) == 0) {
-      bench.workers = (unsigned)v;
-      i++;
-    } else if (strcmp(a, "--reps") == 0 &&
-               parse_count(val, 1, MAX_REPS, &v) == 0) {
-      reps = (int)v;
-      i++;
-    } else if (strcmp(a, "--fib") == 0 &&
-               parse_count(val, 2, FIB_MAX_N, &v) == 0) {
-      bench.fib_n = (int)v;
-      i++;
-    } else if (strcmp(a, "--only") == 0 && parse_only(val, &bench.only) == 0) {
-      i++;
-    } else if (strcmp(a, "--kernel") == 0 && val != NULL &&
-               (strcmp(val, "fib") == 0 || strcmp(val, "mandel") == 0)) {
-      bench.kernel = strcmp(val, "fib") == 0 ? K_FIB : K_MANDEL;
-      i++;
-    } else {
-      fprintf(stderr, "forkjoin: bad argument '%s'\n", a);
+  (void)ctx;
+  if (strcmp(a, "--fib") == 0) {
+    if (bench_cli_count(val, 2, FIB_MAX_N, &v) != 0)
       return -1;
-    }
+    bench.fib_n = (int)v;
+    return 2;
   }
-  bench.reps = reps > 0 ? (unsigned)reps : bench.quick ? 5 : 9;
+  if (strcmp(a, "--only") == 0)
+    return bench_cli_pick(val, fam_keys, NFAMS, &bench.only) == 0 ? 2 : -1;
+  if (strcmp(a, "--kernel") == 0) {
+    if (val == NULL || (strcmp(val, "fib") != 0 && strcmp(val, "mandel") != 0))
+      return -1;
+    bench.kernel = strcmp(val, "fib") == 0 ? K_FIB : K_MANDEL;
+    return 2;
+  }
   return 0;
 }
 
@@ -1009,10 +782,10 @@ static int set_up(void) {
   unsigned side;
   int err;
 
-  bench.cores = machine_cores();
-  machine_cpu_model(bench.cpu_model, sizeof(bench.cpu_model));
-  if (bench.workers == 0)
-    bench.workers = bench.cores;
+  bench.workers = bench_cli_workers(&bench.cli);
+  bench.reps = bench_cli_reps(&bench.cli, 1, 5, 9);
+  if (bench.cli.tiny && bench.fib_n == FIB_N)
+    bench.fib_n = 20;
   bench.peers[K_FIB] = fib_peers;
   bench.npeers[K_FIB] = (int)(sizeof(fib_peers) / sizeof(fib_peers[0]));
   bench.peers[K_MANDEL] = mandel_peers;
@@ -1021,7 +794,7 @@ static int set_up(void) {
   fib_count(bench.fib_n, &bench.fib_expected, &bench.fib_calls,
             &bench.fib_spawns);
 
-  side = bench.quick ? MANDEL_SIDE_QUICK : MANDEL_SIDE;
+  side = bench.cli.quick || bench.cli.tiny ? MANDEL_SIDE_QUICK : MANDEL_SIDE;
   bench.mandel.width = side;
   bench.mandel.height = side;
   bench.mandel.max_iter = MANDEL_MAX_ITER;
@@ -1073,23 +846,21 @@ int main(int argc, char **argv) {
   struct sigaction sa;
   int err;
 
-  if (parse_args(argc, argv) != 0) {
-    usage(stderr);
+  bench.cli.name = "forkjoin";
+  bench.cli.usage = usage;
+  bench.kernel = -1;
+  bench.fib_n = FIB_N;
+  if (bench_cli_parse(&bench.cli, argc, argv, own_option, NULL) != 0)
     return 2;
-  }
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = watchdog_fire;
   sigaction(SIGALRM, &sa, NULL);
   err = set_up();
-  if (err == 0) {
-    print_header();
+  if (err == 0)
     err = measure_all();
-  }
   if (tear_down() != 0 && err == 0)
     err = UV_EBUSY;
   if (err == 0)
-    print_report();
-  if (err == 0 && bench.json_path != NULL)
-    err = write_json(bench.json_path);
+    err = write_json();
   return err == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* machine: CPU count and model for benchmark reports. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "machine.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +12,16 @@ unsigned machine_cores(void) {
   long n;
 
   n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1;
+}
+
+unsigned machine_usable_cores(void) {
+  cpu_set_t set;
+  int n;
+
+  if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    return machine_cores();
+  n = CPU_COUNT(&set);
   return n > 0 ? (unsigned)n : 1;
 }
 

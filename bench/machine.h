@@ -10,6 +10,9 @@
 /* Online CPUs (at least 1). */
 unsigned machine_cores(void);
 
+/* CPUs this process may run on (its affinity mask; at least 1). */
+unsigned machine_usable_cores(void);
+
 /* Copies the CPU model ("model name" in /proc/cpuinfo) into buf, or
  * "unknown" when there is none.  Always NUL-terminates when len > 0. */
 void machine_cpu_model(char *buf, size_t len);

@@ -22,20 +22,23 @@
  *               cannot run in parallel, so on the 10 us jobs the parallel
  *               efficiency falls to about 1/K.
  *
- * For each (kind, W) it prints jobs/s (median, min and max over the
- * repetitions), the round trip in us per job (elapsed / N, which at W = 1 is
- * the latency of one job), the ratios tandem / each peer, and for the 10 us
- * jobs the parallel efficiency, jobs/s x job time / threads, where the job
- * time is the calibrated single-thread time of one job.
+ * For each (kind, W) its JSON report (cli.h: on stdout, or --json FILE)
+ * holds every repetition's elapsed time, jobs/s and us per job (elapsed /
+ * N, which at W = 1 is the latency of one job), the ratios tandem / each
+ * peer, and for the 10 us jobs the parallel efficiency, jobs/s x job time /
+ * threads, where the job time is the single-thread time of one job
+ * measured around each repetition.  bench/tandem-bench prints the tables
+ * and the targets.
  *
  * Run:   build/bench/roundtrip [--workers N] [--reps R] [--quick | --tiny]
- *                              [--json FILE]
+ *                              [--json FILE] [--peers LIST]
  * --workers defaults to the online CPUs, --reps to 5 (3 with --quick);
  * --quick runs fewer jobs per measurement (about 15 s on a 2-core VM, the
  * default run about 5 times that); --tiny runs 1/TINY_DIV of the jobs once,
- * a smoke test of the program rather than a measurement; --json writes
- * every figure and sample to FILE.  Every measurement is bounded by its job
- * count and by a watchdog of WATCHDOG_MS.
+ * a smoke test of the program rather than a measurement; --peers runs only
+ * some peers (uv, uv_n, tandem, textbook, gil: a comma-separated list).
+ * Every measurement is bounded by its job count and by a watchdog of
+ * WATCHDOG_MS.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,15 +52,14 @@
 
 #include "tandem.h"
 
+#include "cli.h"
 #include "json_write.h"
-#include "machine.h"
 #include "peers/textbook_pool.h"
 #include "reexec.h"
 #include "spin.h"
 #include "stats.h"
 
-#define MAX_REPS 99
-#define MAX_WORKERS 1024
+#define MAX_REPS BENCH_MAX_REPS
 #define JOB_TARGET_NS 10000     /* a compute job spins this long */
 #define WATCHDOG_MS 30000       /* one measurement gives up after this */
 #define CHILD_TIMEOUT_MS 180000 /* one uv(K) child gives up after this */
@@ -71,7 +73,6 @@ enum { VIA_UV, VIA_TANDEM, VIA_TEXTBOOK };
 
 static const unsigned windows[NWINDOWS] = {1, 64, 1024};
 static const char *const kind_names[NKINDS] = {"empty", "spin10us"};
-static const char *const kind_titles[NKINDS] = {"empty jobs", "10 us jobs"};
 static const char *const peer_keys[NPEERS] = {"uv", "uv_n", "tandem",
                                               "textbook", "gil"};
 static const char *const peer_names[NPEERS] = {"uv", "uv", "tandem", "textbook",
@@ -87,17 +88,14 @@ static const uint64_t jobs_default[NKINDS][NWINDOWS] = {
 #define TINY_DIV 50
 
 typedef struct bench_s {
+  bench_cli_t cli;
   unsigned workers;
   unsigned reps;
-  int quick;
-  int tiny;
-  int uv_only; /* the re-executed child */
-  const char *json_path;
+  unsigned selected; /* a bit per peer: --peers, or all */
+  int uv_only;       /* the re-executed child */
   const char *argv0;
-  unsigned cores;
-  char cpu_model[256];
-  uint64_t spin_iters;    /* rounds of spin_run() in one job */
-  stats_summary_t job_ns; /* single-thread time of one job, at start */
+  uint64_t spin_iters;         /* rounds of spin_run() in one job */
+  stats_summary_t job_ns;      /* single-thread time of one job, at start */
   double rep_job_ns[MAX_REPS]; /* the same, measured around each rep */
   unsigned threads[NPEERS];
   uint64_t jobs[NKINDS][NWINDOWS];
@@ -250,9 +248,7 @@ static void watchdog_cb(uv_timer_t *timer) {
 /* ---------------------------------------------------------- the runners */
 
 static int report_err(const char *what, int err) {
-  fprintf(stderr, "roundtrip: %s: %s (%s)\n", what, uv_strerror(err),
-          uv_err_name(err));
-  return err;
+  return bench_cli_error(&bench.cli, what, err);
 }
 
 static int runner_close(runner_t *rn) {
@@ -487,9 +483,9 @@ static int child_one_rep(unsigned rep) {
   argv[argc++] = "--uv-only";
   argv[argc++] = "--spin-iters";
   argv[argc++] = iters;
-  if (bench.tiny)
+  if (bench.cli.tiny)
     argv[argc++] = "--tiny";
-  else if (bench.quick)
+  else if (bench.cli.quick)
     argv[argc++] = "--quick";
   argv[argc] = NULL;
   err = reexec_capture(argv, "UV_THREADPOOL_SIZE", size, buf, sizeof(buf),
@@ -550,230 +546,51 @@ static double efficiency(int peer, int w) {
   return stats_median(v, bench.reps);
 }
 
-static const char *fmt_si(char *buf, size_t len, double v) {
-  if (isnan(v))
-    snprintf(buf, len, "n/a");
-  else if (v >= 1e6)
-    snprintf(buf, len, "%.2fM", v / 1e6);
-  else if (v >= 1e3)
-    snprintf(buf, len, "%.1fk", v / 1e3);
-  else
-    snprintf(buf, len, "%.0f", v);
-  return buf;
-}
-
 static void peer_label(int peer, char *buf, size_t len) {
   snprintf(buf, len, "%s(%u)", peer_names[peer], bench.threads[peer]);
 }
 
-/* ---------------------------------------------------------- text report */
-
-static void print_header(void) {
-  char uv[32];
-  char uvn[32];
-  char td[32];
-  char tb[32];
-  char gil[32];
-
-  peer_label(PEER_UV, uv, sizeof(uv));
-  peer_label(PEER_UVN, uvn, sizeof(uvn));
-  peer_label(PEER_TANDEM, td, sizeof(td));
-  peer_label(PEER_TEXTBOOK, tb, sizeof(tb));
-  peer_label(PEER_GIL, gil, sizeof(gil));
-  printf("roundtrip: jobs from a libuv loop to a pool and back\n");
-  printf("machine:   %u cores, %s; libuv %s, tandem %s\n", bench.cores,
-         bench.cpu_model, uv_version_string(), TANDEM_VERSION_STRING);
-  printf("peers:     %-11s uv_queue_work, libuv's default pool\n"
-         "           %-11s uv_queue_work, UV_THREADPOOL_SIZE=%u "
-         "(re-executed child)\n"
-         "           %-11s tandem_queue_work, tandem_pool_new(workers=%u)\n",
-         uv, uvn, bench.threads[PEER_UVN], td, bench.workers);
-  printf("           %-11s mutex + condvar FIFO, %u threads, uv_async_t "
-         "back\n"
-         "           %-11s %s's pool, each job holds one global mutex "
-         "(a GIL)\n",
-         tb, bench.threads[PEER_TEXTBOOK], gil, td);
-  printf("job:       10 us job = %" PRIu64 " spin rounds, measured %.2f us "
-         "(min %.2f, max %.2f); measured again around each rep for the\n"
-         "           efficiency (the CPU's speed drifts)\n",
-         bench.spin_iters, bench.job_ns.median / 1e3, bench.job_ns.min / 1e3,
-         bench.job_ns.max / 1e3);
-  printf("runs:      %u reps%s, peers interleaved; median (min..max) over "
-         "reps\n\n",
-         bench.reps,
-         bench.tiny    ? " (--tiny)"
-         : bench.quick ? " (--quick)"
-                       : "");
-  fflush(stdout);
-}
-
-static void print_peer_row(int peer, int kind, int w) {
-  char label[32];
-  char spread[48];
-  char med[16];
-  char lo[16];
-  char hi[16];
-  double v[MAX_REPS];
-
-  peer_label(peer, label, sizeof(label));
-  rates(peer, kind, w, v);
-  snprintf(spread, sizeof(spread), "(%s..%s)",
-           fmt_si(lo, sizeof(lo), stats_min(v, bench.reps)),
-           fmt_si(hi, sizeof(hi), stats_max(v, bench.reps)));
-  printf("  %-11s %8s  %-20s%9.3f", label,
-         fmt_si(med, sizeof(med), stats_median(v, bench.reps)), spread,
-         median_us(peer, kind, w));
-  if (kind == KIND_SPIN && peer != PEER_UV)
-    printf("  %5.1f%%", 100.0 * efficiency(peer, w));
-  printf("\n");
-}
-
-static void print_ratio(int peer, int kind, int w) {
-  char label[32];
-  char td[32];
-
-  peer_label(peer, label, sizeof(label));
-  peer_label(PEER_TANDEM, td, sizeof(td));
-  printf("  %s / %s: %.2fx jobs/s", td, label,
-         median_rate(PEER_TANDEM, kind, w) / median_rate(peer, kind, w));
-  if (windows[w] == 1)
-    printf(", %.3fx round trip",
-           median_us(PEER_TANDEM, kind, w) / median_us(peer, kind, w));
-  printf("\n");
-}
-
-static void print_block(int kind, int w) {
-  int peer;
-
-  printf("%s, W=%u, %" PRIu64 " jobs per run\n", kind_titles[kind], windows[w],
-         bench.jobs[kind][w]);
-  printf("  %-11s %8s  %-20s%9s%s\n", "peer", "jobs/s", "(min..max)", "us/job",
-         kind == KIND_SPIN ? "  effic." : "");
-  for (peer = 0; peer < NPEERS; peer++)
-    print_peer_row(peer, kind, w);
-  for (peer = 0; peer < NPEERS; peer++)
-    if (peer != PEER_TANDEM)
-      print_ratio(peer, kind, w);
-  printf("\n");
-}
-
-static void print_target(const char *what, double v, const char *goal,
-                         int met) {
-  printf("  %-44s %8.3f  %-8s %s\n", what, v, goal, met ? "met" : "NOT met");
-}
-
-static void print_throughput_ratio(int peer) {
-  char what[64];
-  double v;
-
-  snprintf(what, sizeof(what), "empty W=1024 jobs/s, tandem / uv(%u)",
-           bench.threads[peer]);
-  v = median_rate(PEER_TANDEM, KIND_EMPTY, 2) /
-      median_rate(peer, KIND_EMPTY, 2);
-  print_target(what, v, ">= 5", v >= 5.0);
-}
-
-static void print_round_trip_ratio(int peer) {
-  char what[64];
-  double v;
-
-  snprintf(what, sizeof(what), "empty W=1 round trip, tandem / uv(%u)",
-           bench.threads[peer]);
-  v = median_us(PEER_TANDEM, KIND_EMPTY, 0) / median_us(peer, KIND_EMPTY, 0);
-  print_target(what, v, "<= 0.25", v <= 0.25);
-}
-
-static void print_efficiency(int w) {
-  char what[64];
-  double v;
-
-  snprintf(what, sizeof(what), "10 us jobs W=%u efficiency, tandem(%u)",
-           windows[w], bench.threads[PEER_TANDEM]);
-  v = efficiency(PEER_TANDEM, w);
-  print_target(what, v, ">= 0.90", v >= 0.90);
-}
-
-/* The bar from the issue, with what was measured against it: throughput
- * and round trip against uv_queue_work as shipped (libuv's default pool,
- * whose 19-36 us round trip the issue quotes), efficiency with a backlog
- * deep enough to keep both workers busy.  Then the same thresholds against
- * a libuv pool sized like tandem's, and with only W = 64 in flight, where
- * every pool loses a third of the CPUs to wake-ups on this VM: stricter
- * readings, printed so that nobody has to take the bar's word for it. */
-static void print_targets(void) {
-  printf("targets: the bar of issue #2 (tandem, medians)\n");
-  print_throughput_ratio(PEER_UV);
-  print_round_trip_ratio(PEER_UV);
-  print_efficiency(NWINDOWS - 1);
-  printf("stricter readings, same thresholds (see bench/README.md)\n");
-  print_throughput_ratio(PEER_UVN);
-  print_round_trip_ratio(PEER_UVN);
-  print_efficiency(1);
-}
-
-/* The seed's point, in numbers: threads that hold one lock while they
- * compute do one job at a time, however many there are. */
-static void print_gil(void) {
-  char gil[32];
-  int w;
-
-  peer_label(PEER_GIL, gil, sizeof(gil));
-  printf("\nGIL: one global lock around every 10 us job (expected "
-         "efficiency 1/%u = %.1f%%)\n",
-         bench.threads[PEER_GIL], 100.0 / bench.threads[PEER_GIL]);
-  for (w = 1; w < NWINDOWS; w++)
-    printf("  W=%-5u %s %5.1f%%, textbook(%u) %5.1f%%, tandem(%u) %5.1f%%\n",
-           windows[w], gil, 100.0 * efficiency(PEER_GIL, w),
-           bench.threads[PEER_TEXTBOOK], 100.0 * efficiency(PEER_TEXTBOOK, w),
-           bench.threads[PEER_TANDEM], 100.0 * efficiency(PEER_TANDEM, w));
-}
-
-static void print_report(void) {
-  int kind;
-  int w;
-
-  for (kind = 0; kind < NKINDS; kind++)
-    for (w = 0; w < NWINDOWS; w++)
-      print_block(kind, w);
-  print_targets();
-  print_gil();
-}
-
 /* ----------------------------------------------------------- JSON report */
 
+static int selected(int peer) {
+  return (bench.selected & (1u << peer)) != 0;
+}
+
+/* The rest of "parameters", after the shared ones of cli.h. */
 static void json_params(FILE *f) {
+  const char *sep;
   int peer;
   int kind;
   int w;
   unsigned rep;
 
   fprintf(f,
-          "  \"parameters\": {\"workers\": %u, \"reps\": %u, "
-          "\"quick\": %s, \"tiny\": %s, \"windows\": [%u, %u, %u],\n",
-          bench.workers, bench.reps, bench.quick ? "true" : "false",
-          bench.tiny ? "true" : "false", windows[0], windows[1], windows[2]);
-  fprintf(f, "    \"job_target_ns\": %d, \"spin_iters\": %" PRIu64 ", ",
-          JOB_TARGET_NS, bench.spin_iters);
+          ", \"windows\": [%u, %u, %u],\n  \"job_target_ns\": %d, "
+          "\"spin_iters\": %" PRIu64 ", ",
+          windows[0], windows[1], windows[2], JOB_TARGET_NS, bench.spin_iters);
   fprintf(f, "\"job_ns\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f},\n",
           bench.job_ns.median, bench.job_ns.min, bench.job_ns.max);
-  fprintf(f, "    \"rep_job_ns\": [");
+  fprintf(f, "  \"rep_job_ns\": [");
   for (rep = 0; rep < bench.reps; rep++) {
     fprintf(f, "%s", rep == 0 ? "" : ", ");
     json_write_number(f, bench.rep_job_ns[rep]);
   }
-  fprintf(f, "],\n");
-  fprintf(f, "    \"jobs_per_run\": {");
+  fprintf(f, "],\n  \"jobs_per_run\": {");
   for (kind = 0; kind < NKINDS; kind++) {
     fprintf(f, "%s\"%s\": [", kind == 0 ? "" : ", ", kind_names[kind]);
     for (w = 0; w < NWINDOWS; w++)
       fprintf(f, "%s%" PRIu64, w == 0 ? "" : ", ", bench.jobs[kind][w]);
     fprintf(f, "]");
   }
-  fprintf(f, "},\n    \"peers\": {");
-  for (peer = 0; peer < NPEERS; peer++)
-    fprintf(f, "%s\"%s\": %u", peer == 0 ? "" : ", ", peer_keys[peer],
-            bench.threads[peer]);
-  fprintf(f, "}},\n");
+  fprintf(f, "},\n  \"peers\": {");
+  sep = "";
+  for (peer = 0; peer < NPEERS; peer++) {
+    if (!selected(peer))
+      continue;
+    fprintf(f, "%s\"%s\": %u", sep, peer_keys[peer], bench.threads[peer]);
+    sep = ", ";
+  }
+  fprintf(f, "}}");
 }
 
 static void json_result(FILE *f, int peer, int kind, int w) {
@@ -799,7 +616,7 @@ static void json_result(FILE *f, int peer, int kind, int w) {
     json_write_number(f, efficiency(peer, w));
   else
     fprintf(f, "null");
-  if (peer != PEER_TANDEM) {
+  if (peer != PEER_TANDEM && selected(PEER_TANDEM)) {
     fprintf(f, ", \"tandem_over_this_jobs_per_s\": ");
     json_write_number(f, median_rate(PEER_TANDEM, kind, w) /
                              median_rate(peer, kind, w));
@@ -810,136 +627,86 @@ static void json_result(FILE *f, int peer, int kind, int w) {
   fprintf(f, "}");
 }
 
-static int write_json(const char *path) {
+static int write_json(void) {
+  const char *sep;
   int peer;
   int kind;
   int w;
-  int sep;
   FILE *f;
 
-  f = fopen(path, "w");
+  f = bench_report_open(&bench.cli, TANDEM_VERSION_STRING, bench.workers,
+                        bench.reps);
   if (f == NULL)
-    return report_err(path, uv_translate_sys_error(errno));
-  fprintf(f,
-          "{\n  \"benchmark\": \"roundtrip\",\n  \"machine\": "
-          "{\"cores\": %u, \"cpu_model\": ",
-          bench.cores);
-  json_write_string(f, bench.cpu_model);
-  fprintf(f,
-          "},\n  \"libuv_version\": \"%s\",\n  \"tandem_version\": "
-          "\"%s\",\n",
-          uv_version_string(), TANDEM_VERSION_STRING);
+    return UV_EIO;
   json_params(f);
-  fprintf(f, "  \"results\": [\n");
-  sep = 0;
+  fprintf(f, ",\n \"results\": [\n");
+  sep = "";
   for (kind = 0; kind < NKINDS; kind++)
     for (w = 0; w < NWINDOWS; w++)
       for (peer = 0; peer < NPEERS; peer++) {
-        fprintf(f, sep++ ? ",\n" : "");
+        if (!selected(peer))
+          continue;
+        fprintf(f, "%s", sep);
         json_result(f, peer, kind, w);
+        sep = ",\n";
       }
-  fprintf(f, "\n  ]\n}\n");
-  if (ferror(f) | fclose(f))
-    return report_err(path, UV_EIO);
-  return 0;
+  fprintf(f, "\n ]");
+  return bench_report_close(&bench.cli, f);
 }
 
 /* --------------------------------------------------------------- options */
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: roundtrip [--workers N] [--reps R] [--quick] "
-          "[--json FILE]\n"
-          "  --workers N  threads of tandem, textbook and gil, and\n"
-          "               UV_THREADPOOL_SIZE of uv(N) (default: the online "
-          "CPUs)\n"
-          "  --reps R     repetitions, 1..%d (default 5, --quick 3, --tiny 1)\n"
-          "  --quick      fewer jobs per measurement, for a quick look\n"
-          "  --tiny       1/%d of the jobs: a smoke test, not a measurement\n"
-          "  --json FILE  also write every figure to FILE\n",
-          MAX_REPS, TINY_DIV);
-}
+static const char usage[] =
+    "usage: roundtrip [--workers N] [--reps R] [--quick | --tiny]\n"
+    "                 [--json FILE] [--peers LIST]\n"
+    "  --workers N   threads of tandem, textbook and gil, and\n"
+    "                UV_THREADPOOL_SIZE of uv_n (default: the online CPUs)\n"
+    "  --reps R      repetitions (default 5, --quick 3, --tiny 1)\n"
+    "  --quick       fewer jobs per measurement, for a quick look\n"
+    "  --tiny        1/50 of the jobs: a smoke test, not a measurement\n"
+    "  --json FILE   write the JSON report to FILE (default: stdout)\n"
+    "  --peers LIST  only these peers, of uv uv_n tandem textbook gil\n";
 
-/* Parses a decimal in [1, max]; 0 on success. */
-static int parse_count(const char *s, uint64_t max, uint64_t *out) {
-  unsigned long long v;
-  char *end;
-
-  if (s == NULL || *s < '0' || *s > '9')
-    return -1;
-  errno = 0;
-  v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < 1 || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-/* Returns 0, or -1 after printing what was wrong. */
-static int parse_args(int argc, char **argv) {
+/* roundtrip's own options, as bench_cli_option_fn. */
+static int own_option(void *ctx, const char *a, const char *val) {
   uint64_t v;
-  int reps;
-  int i;
 
-  reps = 0;
-  for (i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage(stdout);
-      exit(EXIT_SUCCESS);
-    } else if (strcmp(a, "--quick") == 0) {
-      bench.quick = 1;
-    } else if (strcmp(a, "--tiny") == 0) {
-      bench.tiny = 1;
-    } else if (strcmp(a, "--uv-only") == 0) {
-      bench.uv_only = 1;
-    } else if (strcmp(a, "--json") == 0 && val != NULL) {
-      bench.json_path = argv[++i];
-    } else if (strcmp(a, "--workers") == 0 &&
-               parse_count(val, MAX_WORKERS, &v) == 0) {
-      bench.workers = (unsigned)v;
-      i++;
-    } else if (strcmp(a, "--reps") == 0 &&
-               parse_count(val, MAX_REPS, &v) == 0) {
-      reps = (int)v;
-      i++;
-    } else if (strcmp(a, "--spin-iters") == 0 &&
-               parse_count(val, UINT64_MAX, &v) == 0) {
-      bench.spin_iters = v;
-      i++;
-    } else {
-      fprintf(stderr, "roundtrip: bad argument '%s'\n", a);
+  (void)ctx;
+  if (strcmp(a, "--uv-only") == 0)
+    return bench.uv_only = 1;
+  if (strcmp(a, "--peers") == 0)
+    return bench_cli_pick(val, peer_keys, NPEERS, &bench.selected) == 0 ? 2
+                                                                        : -1;
+  if (strcmp(a, "--spin-iters") == 0) {
+    if (bench_cli_count(val, 1, UINT64_MAX, &v) != 0)
       return -1;
-    }
+    bench.spin_iters = v;
+    return 2;
   }
-  bench.reps = reps > 0 ? (unsigned)reps : bench.tiny ? 1 : bench.quick ? 3 : 5;
   return 0;
 }
 
 static void set_parameters(void) {
+  unsigned div;
   int kind;
   int w;
 
-  bench.cores = machine_cores();
-  machine_cpu_model(bench.cpu_model, sizeof(bench.cpu_model));
-  if (bench.workers == 0)
-    bench.workers = bench.cores;
+  bench.workers = bench_cli_workers(&bench.cli);
+  bench.reps = bench_cli_reps(&bench.cli, 1, 3, 5);
+  if (bench.selected == 0)
+    bench.selected = (1u << NPEERS) - 1;
   bench.threads[PEER_UV] = UV_DEFAULT_THREADS;
   bench.threads[PEER_UVN] = bench.workers;
   bench.threads[PEER_TANDEM] = bench.workers;
   bench.threads[PEER_TEXTBOOK] = bench.workers;
   bench.threads[PEER_GIL] = bench.workers;
+  div = bench.cli.tiny ? TINY_DIV : bench.cli.quick ? QUICK_DIV : 1;
   for (kind = 0; kind < NKINDS; kind++)
     for (w = 0; w < NWINDOWS; w++)
-      bench.jobs[kind][w] = jobs_default[kind][w] / (bench.tiny    ? TINY_DIV
-                                                     : bench.quick ? QUICK_DIV
-                                                                   : 1);
+      bench.jobs[kind][w] = jobs_default[kind][w] / div;
 }
 
 /* ------------------------------------------------------------ the parent */
-
 /* The in-process peers, each on a loop of its own; uv(K) is the child. */
 static runner_t runners[NPEERS];
 static int runner_open[NPEERS];
@@ -958,7 +725,8 @@ static int measure_all(void) {
   for (rep = 0; err == 0 && rep < bench.reps; rep++) {
     fprintf(stderr, "roundtrip: rep %u of %u\n", rep + 1, bench.reps);
     spin_measure(bench.spin_iters, 7, 50, &before);
-    err = child_one_rep(rep);
+    if (selected(PEER_UVN))
+      err = child_one_rep(rep);
     for (peer = 0; err == 0 && peer < NPEERS; peer++)
       if (runner_open[peer])
         err = runner_one_rep(&runners[peer], peer, rep);
@@ -998,7 +766,7 @@ static int open_all(tandem_pool_t *pool) {
   int err;
 
   for (peer = 0; peer < NPEERS; peer++) {
-    if (via[peer] < 0)
+    if (via[peer] < 0 || !selected(peer))
       continue;
     peer_label(peer, names[peer], sizeof(names[peer]));
     err = runner_init(&runners[peer], names[peer], via[peer], pool,
@@ -1023,16 +791,13 @@ static int parent_main(void) {
     return report_err("tandem_pool_new", err);
   bench.threads[PEER_TANDEM] = tandem_pool_workers(pool);
   bench.threads[PEER_GIL] = bench.threads[PEER_TANDEM];
-  print_header();
   err = open_all(pool);
   if (err == 0)
     err = measure_all();
   if (close_all(pool) != 0 && err == 0)
     err = UV_EBUSY;
   if (err == 0)
-    print_report();
-  if (err == 0 && bench.json_path != NULL)
-    err = write_json(bench.json_path);
+    err = write_json();
   return err;
 }
 
@@ -1040,10 +805,10 @@ int main(int argc, char **argv) {
   const char *env;
 
   bench.argv0 = argc > 0 ? argv[0] : "roundtrip";
-  if (parse_args(argc, argv) != 0) {
-    usage(stderr);
+  bench.cli.name = "roundtrip";
+  bench.cli.usage = usage;
+  if (bench_cli_parse(&bench.cli, argc, argv, own_option, NULL) != 0)
     return 2;
-  }
   set_parameters();
   if (bench.uv_only) {
     if (bench.spin_iters == 0) {

@@ -65,13 +65,14 @@
  * wake-ups then do not compete with the server's threads.  Servers are
  * started at nice 0; wrk inherits the driver's nice.
  *
- *   load [--quick] [--json FILE] [--workers W] [--fib N] [--fib-conns K]
- *        [--ping-conns C] [--ping-interval-ms I] [--client-nice NICE]
- *        [--peers LIST] [--no-wrk] [--wrk PATH] [--wrk-script FILE]
- *        [--compute-server PATH]
+ *   load [--quick | --tiny] [--json FILE] [--workers W] [--fib N]
+ *        [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]
+ *        [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]
+ *        [--wrk-script FILE] [--compute-server PATH]
  *
- * bench/server/run.sh is the one command that runs it; its header
- * documents the JSON.
+ * Its report is JSON only (on stdout, or --json FILE), progress goes to
+ * stderr; bench/tandem-bench --only server runs it and prints the tables.
+ * bench/server/run.sh's header documents the JSON.
  */
 #define _GNU_SOURCE /* memmem */
 #include "load.h"
@@ -90,6 +91,7 @@
 
 #include <uv.h>
 
+#include "cli.h"
 #include "machine.h"
 #include "peer_http.h"
 #include "stats.h"
@@ -596,95 +598,80 @@ static int have_program(const char *name) {
 }
 
 static const char usage[] =
-    "usage: %s [--quick] [--json FILE] [--workers W] [--fib N]\n"
-    "          [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]\n"
-    "          [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]\n"
-    "          [--wrk-script FILE] [--compute-server PATH]\n"
-    "       %s --help\n"
+    "usage: load [--quick | --tiny] [--json FILE] [--workers W] [--fib N]\n"
+    "            [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]\n"
+    "            [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]\n"
+    "            [--wrk-script FILE] [--compute-server PATH]\n"
+    "       load --help\n"
     "LIST: comma-separated, of hybrid inline threads uvwork hybrid_nice0\n"
     "      hybrid_slice hybrid_sched_idle [all of them]\n"
     "Starts each server, measures /ping latency under a /fib load and\n"
-    "throughput, prints a report (bench/server/run.sh's header explains\n"
-    "it and the JSON).\n";
+    "throughput, and writes a JSON report (stdout, or FILE) that\n"
+    "bench/tandem-bench --only server prints as tables; bench/server/run.sh's\n"
+    "header explains the keys.  --tiny: a smoke test, no wrk.\n";
 
 /* Marks the peers of a comma-separated list; -1 for an unknown name. */
 static int select_peers(const char *list) {
-  const char *s, *e;
-  size_t n;
+  unsigned bits;
   int p;
 
-  for (s = list; *s != '\0'; s = *e ? e + 1 : e) {
-    e = strchr(s, ',');
-    if (e == NULL)
-      e = s + strlen(s);
-    n = (size_t)(e - s);
-    for (p = 0; p < NPEERS; p++)
-      if (strlen(peer_keys[p]) == n && strncmp(s, peer_keys[p], n) == 0)
-        break;
-    if (p == NPEERS)
-      return -1;
-    res[p].selected = 1;
-  }
+  if (bench_cli_pick(list, peer_keys, NPEERS, &bits) != 0)
+    return -1;
+  for (p = 0; p < NPEERS; p++)
+    res[p].selected = (bits >> p) & 1;
   return 0;
 }
 
-/* 0, 1 for --help, -1 for a bad argument. */
-static int parse_args(int argc, char **argv, const char **peers) {
-  const char *name, *value;
+static const char *peers_list; /* --peers */
+
+/* load's own options, as bench_cli_option_fn. */
+static int own_option(void *ctx, const char *name, const char *value) {
+  static const struct {
+    const char *name;
+    long min, max;
+    unsigned *to;
+  } counts[] = {
+      {"--fib", 1, PEER_FIB_MAX, &cfg.fib_n},
+      {"--fib-conns", 1, 256, &cfg.fib_conns},
+      {"--ping-conns", 1, 256, &cfg.ping_conns},
+      {"--ping-interval-ms", 1, 1000, &cfg.interval_ms},
+  };
+  const char **strings[] = {&peers_list, &cfg.wrk, &cfg.wrk_script,
+                            &cfg.compute_server};
+  static const char *const string_names[] = {"--peers", "--wrk", "--wrk-script",
+                                             "--compute-server"};
   char *end;
   long v;
-  int i;
+  size_t i;
 
-  for (i = 1; i < argc; i++) {
-    name = argv[i];
-    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
-      return 1;
-    if (strcmp(name, "--quick") == 0) {
-      cfg.quick = 1;
-      continue;
-    }
-    if (strcmp(name, "--no-wrk") == 0) {
-      cfg.use_wrk = 0;
-      continue;
-    }
-    if (i + 1 >= argc)
+  (void)ctx;
+  if (strcmp(name, "--no-wrk") == 0)
+    return cfg.use_wrk = 0, 1;
+  for (i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+    if (strcmp(name, string_names[i]) == 0)
+      return value != NULL ? (*strings[i] = value, 2) : -1;
+  if (strcmp(name, "--client-nice") == 0) {
+    v = value != NULL ? strtol(value, &end, 10) : 99;
+    if (value == NULL || *end != '\0' || end == value || v < -20 || v > 19)
       return -1;
-    value = argv[++i];
-    if (strcmp(name, "--json") == 0) {
-      cfg.json = value;
-    } else if (strcmp(name, "--peers") == 0) {
-      *peers = value;
-    } else if (strcmp(name, "--wrk") == 0) {
-      cfg.wrk = value;
-    } else if (strcmp(name, "--wrk-script") == 0) {
-      cfg.wrk_script = value;
-    } else if (strcmp(name, "--compute-server") == 0) {
-      cfg.compute_server = value;
-    } else {
-      v = strtol(value, &end, 10);
-      if (*end != '\0' || end == value)
-        return -1;
-      if (strcmp(name, "--client-nice") == 0 && v >= -20 && v <= 19)
-        cfg.client_nice = (int)v;
-      else if (strcmp(name, "--workers") == 0 && v >= 1 && v <= 256)
-        cfg.workers = (unsigned)v;
-      else if (strcmp(name, "--fib") == 0 && v >= 1 && v <= PEER_FIB_MAX)
-        cfg.fib_n = (unsigned)v;
-      else if (strcmp(name, "--fib-conns") == 0 && v >= 1 && v <= 256)
-        cfg.fib_conns = (unsigned)v;
-      else if (strcmp(name, "--ping-conns") == 0 && v >= 1 && v <= 256)
-        cfg.ping_conns = (unsigned)v;
-      else if (strcmp(name, "--ping-interval-ms") == 0 && v >= 1 && v <= 1000)
-        cfg.interval_ms = (unsigned)v;
-      else
-        return -1;
-    }
+    cfg.client_nice = (int)v;
+    return 2;
+  }
+  for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+    if (strcmp(name, counts[i].name) != 0)
+      continue;
+    v = value != NULL ? strtol(value, &end, 10) : 0;
+    if (value == NULL || *end != '\0' || end == value || v < counts[i].min ||
+        v > counts[i].max)
+      return -1;
+    *counts[i].to = (unsigned)v;
+    return 2;
   }
   return 0;
 }
 
 int main(int argc, char **argv) {
-  const char *peers = NULL;
+  static bench_cli_t cli = {"load", usage, 0, 0, 0, 0, NULL};
   char model[128], kernel[160];
   struct utsname u;
   double load0, load1, cpu0, cpu1, ours0, ours1, wall, others;
@@ -701,32 +688,34 @@ int main(int argc, char **argv) {
   cfg.client_nice = -10;
   cfg.interval_ms = 1;
   cfg.ping_conns = 8;
-  p = parse_args(argc, argv, &peers);
-  if (p == 1) {
-    printf(usage, argv[0], argv[0]);
-    return 0;
-  }
-  if (p != 0 || (peers != NULL && select_peers(peers) != 0)) {
-    fprintf(stderr, usage, argv[0], argv[0]);
+  if (bench_cli_parse(&cli, argc, argv, own_option, NULL) != 0)
+    return 2;
+  if (peers_list != NULL && select_peers(peers_list) != 0) {
+    fprintf(stderr, "load: --peers: unknown peer in '%s'\n%s", peers_list,
+            usage);
     return 2;
   }
-  if (cfg.workers == 0)
-    cfg.workers = machine_cores();
+  cfg.quick = cli.quick || cli.tiny;
+  cfg.tiny = cli.tiny;
+  cfg.json = cli.json_path;
+  cfg.workers = bench_cli_workers(&cli);
+  if (cfg.tiny)
+    cfg.use_wrk = 0;
   if (cfg.fib_conns == 0)
     cfg.fib_conns = 2 * cfg.workers;
   cfg.wrk_conns = 16;
   cfg.wrk_pct = 10;
   cfg.fib_idle_count = cfg.quick ? 3 : 5;
   /* Totals over the ROUNDS rounds. */
-  cfg.idle_pings = cfg.quick ? 900 : 4800;
-  cfg.flood_ms = cfg.quick ? 1500 : 4500;
-  cfg.warm_ms = cfg.quick ? 200 : 400; /* per loaded round */
-  cfg.loaded_ms = cfg.quick ? 3000 : 9000;
+  cfg.idle_pings = cfg.tiny ? 90 : cfg.quick ? 900 : 4800;
+  cfg.flood_ms = cfg.tiny ? 300 : cfg.quick ? 1500 : 4500;
+  cfg.warm_ms = cfg.tiny ? 100 : cfg.quick ? 200 : 400; /* per loaded round */
+  cfg.loaded_ms = cfg.tiny ? 600 : cfg.quick ? 3000 : 9000;
   cfg.drain_ms = 3000;
   cfg.wrk_secs = cfg.quick ? 3 : 8;
   cfg.wrk_ping_secs = cfg.quick ? 1 : 4;
 
-  for (p = 0; p < NPEERS && peers == NULL; p++)
+  for (p = 0; p < NPEERS && peers_list == NULL; p++)
     res[p].selected = 1;
   signal(SIGPIPE, SIG_IGN);
   loop = uv_default_loop();
@@ -734,8 +723,8 @@ int main(int argc, char **argv) {
   cfg.worker_nice_flag = file_contains(cfg.compute_server, "--worker-nice");
   cfg.quiet_flag = file_contains(cfg.compute_server, "--quiet");
   if (!cfg.worker_nice_flag && res[PEER_NICE0].selected)
-    printf("compute_server takes no --worker-nice: hybrid/nice0 is hybrid "
-           "as it is\n");
+    progress("compute_server takes no --worker-nice: hybrid/nice0 is hybrid "
+             "as it is\n");
   if (cfg.client_nice != 0) {
     errno = 0;
     cfg.boosted = setpriority(PRIO_PROCESS, 0, cfg.client_nice) == 0;
@@ -751,12 +740,13 @@ int main(int argc, char **argv) {
            "GET /fib/%u HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", cfg.fib_n);
   if (cfg.use_wrk && !have_program(cfg.wrk)) {
     cfg.use_wrk = 0;
-    printf("wrk: not found (Debian: apt-get install wrk): the wrk runs are "
-           "skipped\n");
+    progress("wrk: not found (Debian: apt-get install wrk): the wrk runs are "
+             "skipped\n");
   }
   if (cfg.use_wrk && access(cfg.wrk_script, R_OK) != 0) {
     cfg.use_wrk = 0;
-    printf("wrk: no script at %s: the wrk runs are skipped\n", cfg.wrk_script);
+    progress("wrk: no script at %s: the wrk runs are skipped\n",
+             cfg.wrk_script);
   }
 
   machine_cpu_model(model, sizeof(model));
@@ -765,20 +755,12 @@ int main(int argc, char **argv) {
   else
     snprintf(kernel, sizeof(kernel), "unknown");
   load0 = loadavg();
-  printf("bench/server: HTTP servers under /ping and /fib load%s\n",
-         cfg.quick ? " (--quick)" : "");
-  printf("machine: %u cores, %s, %s; load average %.2f at start\n",
-         machine_cores(), model, kernel, load0);
-  printf("workers: %u; /fib/%u takes %.1f ms here; %u /fib connections; "
-         "/ping every %u ms\n",
-         cfg.workers, cfg.fib_n, fib_local_ms, cfg.fib_conns, cfg.interval_ms);
-  if (cfg.boosted)
-    printf("client: one libuv thread at nice %d; servers start at nice 0\n",
-           cfg.client_nice);
-  else
-    printf("client: one libuv thread at nice 0%s\n",
-           cfg.client_nice != 0 ? " (raising its priority was refused)" : "");
-  fflush(stdout);
+  progress("load: %u cores, %s, %s; load average %.2f; %u workers; /fib/%u "
+           "takes %.1f ms here; client at nice %d%s\n",
+           machine_cores(), model, kernel, load0, cfg.workers, cfg.fib_n,
+           fib_local_ms, cfg.boosted ? cfg.client_nice : 0,
+           cfg.client_nice != 0 && !cfg.boosted ? " (raising it was refused)"
+                                                : "");
   wall0 = stats_now_ns();
 
   cpu0 = cpu_busy_secs(&ours0);
@@ -788,40 +770,22 @@ int main(int argc, char **argv) {
   wall = (double)(stats_now_ns() - wall0) / 1e9;
   load1 = loadavg();
 
-  report_tables();
-  printf("\n== servers ==\n");
   for (p = 0; p < NPEERS; p++) {
-    if (!res[p].selected)
+    if (!res[p].selected ||
+        (res[p].ran && res[p].errors == 0 && res[p].exit_code == 0))
       continue;
-    if (!res[p].ran)
-      printf("  %-14s did not run: %s\n", peer_titles[p], res[p].note);
-    else
-      printf("  %-14s errors %u, unanswered at phase ends %u, exit %s%s%s\n",
-             peer_titles[p], res[p].errors, res[p].unfinished,
-             res[p].exit_code == 0  ? "0 after SIGTERM"
-             : res[p].exit_code < 0 ? "NONE: killed after timeout"
-                                    : "non-zero",
-             res[p].note[0] ? "; " : "", res[p].note);
+    broken = 1;
+    progress("load: %s: %s; errors %u, exit code %d%s%s\n", peer_titles[p],
+             res[p].ran ? "ran" : "did not run", res[p].errors,
+             res[p].exit_code, res[p].note[0] ? "; " : "", res[p].note);
   }
-  report_targets();
-  for (p = 0; p < NPEERS; p++)
-    if (res[p].selected &&
-        (!res[p].ran || res[p].errors > 0 || res[p].exit_code != 0))
-      broken = 1;
   others = fmax(0, (cpu1 - cpu0 - (ours1 - ours0)) / wall);
-  printf("\nmachine: load average %.2f at start, %.2f at end; other "
-         "processes used %.2f of %u cores during the run%s\n",
-         load0, load1, others, machine_cores(),
-         others > 0.25 ? ": the machine was busy, figures are noisy" : "");
-  if (cfg.json != NULL)
-    report_json(cfg.json, kernel, load0, load1, others);
+  if (report_json(&cli, kernel, load0, load1, others) != 0)
+    broken = 1;
   for (p = 0; p < NPEERS; p++) {
     free(res[p].idle_lat.v);
     free(res[p].loaded_lat.v);
   }
   uv_loop_close(loop);
-  if (broken)
-    printf("\nsome server did not run, answered wrongly or did not exit "
-           "cleanly: see \"servers\" above\n");
   return broken ? 1 : 0;
 }

@@ -8,7 +8,7 @@
  *   load_proc.c    server processes: start, read the port, SIGTERM, check
  *                  the exit; their threads' schedstat and nice values
  *   load.c         the peers, the runs, wrk, main
- *   load_report.c  the tables, the targets, the JSON
+ *   load_report.c  the targets and the JSON report
  *
  * Everything runs on one thread and one libuv loop.
  */
@@ -232,7 +232,8 @@ typedef struct result_s {
 } result_t;
 
 typedef struct cfg_s {
-  int quick;
+  int quick; /* --quick or --tiny */
+  int tiny;
   unsigned workers, fib_conns, ping_conns, interval_ms;
   unsigned fib_n;
   int client_nice, boosted;
@@ -251,15 +252,11 @@ extern cfg_t cfg;
 extern result_t res[NPEERS];
 extern double fib_local_ms; /* fib(N) on one core here */
 
-/* load_report.c: the tables, the targets, the JSON. */
-void report_tables(void);
-
-/* Evaluates and prints the targets. */
-void report_targets(void);
-
-/* Writes every figure to path (see run.sh for the keys); after
- * report_targets(). */
-void report_json(const char *path, const char *kernel, double load0,
-                 double load1, double others_cores);
+/* load_report.c: evaluates the targets and writes every figure, and
+ * them, as the JSON report (cli.h: stdout or --json FILE; run.sh lists
+ * the keys).  Returns 0 or a libuv error. */
+struct bench_cli_s;
+int report_json(const struct bench_cli_s *cli, const char *kernel, double load0,
+                double load1, double others_cores);
 
 #endif /* BENCH_SERVER_LOAD_H */

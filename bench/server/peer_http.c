@@ -150,6 +150,63 @@ size_t peer_response_simple(char *out, const peer_req_t *r, peer_route_t route,
   }
 }
 
+peer_next_t peer_serve_next(peer_req_t *r, const char *buf, size_t len,
+                            size_t *used, int stopping, char *out,
+                            size_t *out_len, unsigned *n, int *close) {
+  peer_route_t route;
+  int got;
+
+  got = peer_req_feed(r, buf, len, used);
+  if (got < 0) {
+    *close = 1;
+    *out_len = peer_response(out, r, 400, "bad request\n", 1);
+    return PEER_NEXT_BAD;
+  }
+  if (got == 0)
+    return PEER_NEXT_MORE;
+  *close = stopping || !r->keep_alive;
+  route = peer_route(r, n);
+  if (route == PEER_ROUTE_FIB)
+    return PEER_NEXT_FIB;
+  *out_len = peer_response_simple(out, r, route, *close);
+  return PEER_NEXT_ANSWER;
+}
+
+size_t peer_fib_response(char *out, const peer_req_t *r, uint64_t result,
+                         int close) {
+  char num[32];
+
+  snprintf(num, sizeof(num), "%llu\n", (unsigned long long)result);
+  return peer_response(out, r, 200, num, close);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int peer_main_args(int argc, char **argv, const char *what, unsigned *port) {
+  unsigned long v = 8080;
+  char *end;
+
+  if (argc == 2 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    printf("usage: %s [--port PORT]\n"
+           "The HTTP peer of bench/server (%s) on\n"
+           "127.0.0.1:PORT [8080], 0 = any free port.  SIGTERM stops it.\n",
+           argv[0], what);
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "--port") == 0) {
+    v = strtoul(argv[2], &end, 10);
+    if (*end != '\0' || end == argv[2] || v > 65535)
+      argc = 0;
+  }
+  if (argc != 1 && argc != 3) {
+    fprintf(stderr, "usage: %s [--port PORT]\n", argv[0]);
+    return 2;
+  }
+  *port = (unsigned)v;
+  return -1;
+}
+
 /* ----------------------------------------------------------------- job */
 
 uint64_t peer_fib(unsigned n, atomic_int *abandoned) {

@@ -71,6 +71,34 @@ size_t peer_response(char *out, const peer_req_t *r, int status,
 size_t peer_response_simple(char *out, const peer_req_t *r, peer_route_t route,
                             int close);
 
+/* What peer_serve_next() found in the bytes read so far. */
+typedef enum {
+  PEER_NEXT_MORE,   /* no whole request: read more */
+  PEER_NEXT_ANSWER, /* out holds the whole answer: send it */
+  PEER_NEXT_FIB,    /* compute fib(*n), then send peer_fib_response() */
+  PEER_NEXT_BAD     /* out holds a 400: send it, then close */
+} peer_next_t;
+
+/* The read path both peers share: parses the next request out of
+ * buf[0..len) (*used gets the bytes consumed) and routes it.  For an
+ * answer that needs no computation it writes the answer into out
+ * (PEER_RESPONSE_MAX bytes) and its length into *out_len.  *close says
+ * whether to close after this answer (the request asked for it, the
+ * stream is bad, or `stopping`); for PEER_NEXT_FIB, pass it on to
+ * peer_fib_response(). */
+peer_next_t peer_serve_next(peer_req_t *r, const char *buf, size_t len,
+                            size_t *used, int stopping, char *out,
+                            size_t *out_len, unsigned *n, int *close);
+
+/* The answer to /fib/N with its result, as peer_response() writes it. */
+size_t peer_fib_response(char *out, const peer_req_t *r, uint64_t result,
+                         int close);
+
+/* A peer's command line, [--port PORT] or --help (`what` describes the
+ * peer in the help).  Returns -1 with *port set: go on; or, after
+ * printing, the status to exit with: 0 for --help, 2 for a usage error. */
+int peer_main_args(int argc, char **argv, const char *what, unsigned *port);
+
 /* compute_server's fib(): returns 0 early once *abandoned is set. */
 uint64_t peer_fib(unsigned n, atomic_int *abandoned);
 

@@ -73,62 +73,39 @@ static int send_all(int fd, const char *p, size_t len) {
   return 0;
 }
 
-/* Answers one complete request; returns 0 to keep the connection. */
-static int conn_answer(conn_t *c, peer_req_t *req, atomic_int *abandoned) {
-  char out[PEER_RESPONSE_MAX], num[32];
-  peer_route_t route;
-  unsigned n = 0;
-  size_t len;
-  int close;
-
-  route = peer_route(req, &n);
-  if (route == PEER_ROUTE_FIB) {
-    /* The blocking model: this thread computes, nobody else waits on it. */
-    snprintf(num, sizeof(num), "%llu\n",
-             (unsigned long long)peer_fib(n, abandoned));
-    close = is_stopping();
-    len = peer_response(out, req, 200, num, close);
-  } else {
-    close = is_stopping();
-    len = peer_response_simple(out, req, route, close);
-  }
-  if (send_all(c->fd, out, len) != 0)
-    return -1;
-  return close || !req->keep_alive ? -1 : 0;
-}
-
 static void *conn_main(void *arg) {
-  static const char bad[] = "HTTP/1.1 400 Bad Request\r\n"
-                            "Content-Type: text/plain\r\n"
-                            "Content-Length: 12\r\n"
-                            "Connection: close\r\n\r\n"
-                            "bad request\n";
   conn_t *c = arg;
   atomic_int abandoned = 0; /* a blocked thread never learns of a reset */
+  char in[READ_CHUNK], out[PEER_RESPONSE_MAX];
+  size_t off = 0, len = 0, used, out_len = 0;
+  peer_next_t next;
   peer_req_t req;
-  char in[READ_CHUNK];
-  size_t off = 0, len = 0, used;
-  ssize_t n;
-  int r;
+  unsigned n = 0;
+  ssize_t got;
+  int done = 0;
 
   peer_req_init(&req);
-  for (;;) {
+  while (!done) {
     if (off == len) {
       off = len = 0;
-      n = recv(c->fd, in, sizeof(in), 0);
-      if (n < 0 && errno == EINTR)
+      got = recv(c->fd, in, sizeof(in), 0);
+      if (got < 0 && errno == EINTR)
         continue;
-      if (n <= 0)
+      if (got <= 0)
         break; /* EOF, reset, or shut down by the signal thread */
-      len = (size_t)n;
+      len = (size_t)got;
     }
-    r = peer_req_feed(&req, in + off, len - off, &used);
+    next = peer_serve_next(&req, in + off, len - off, &used, is_stopping(), out,
+                           &out_len, &n, &done);
     off += used;
-    if (r < 0) {
-      (void)send_all(c->fd, bad, sizeof(bad) - 1);
-      break;
+    if (next == PEER_NEXT_MORE)
+      continue;
+    if (next == PEER_NEXT_FIB) {
+      /* The blocking model: this thread computes, nobody else waits. */
+      out_len = peer_fib_response(out, &req, peer_fib(n, &abandoned),
+                                  done = done || is_stopping());
     }
-    if (r == 1 && conn_answer(c, &req, &abandoned) != 0)
+    if (send_all(c->fd, out, out_len) != 0)
       break;
   }
 
@@ -199,29 +176,14 @@ int main(int argc, char **argv) {
   static sigset_t set;
   pthread_attr_t attr;
   pthread_t tid;
-  unsigned long port = 8080;
+  unsigned port = 8080;
   conn_t *c;
-  char *end;
   int fd, one = 1;
 
-  if (argc == 2 &&
-      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    printf("usage: %s [--port PORT]\n"
-           "The HTTP peer of bench/server (a thread per connection) on\n"
-           "127.0.0.1:PORT [8080], 0 = any free port.  SIGTERM stops it.\n",
-           argv[0]);
-    return 0;
-  }
-  if (argc == 3 && strcmp(argv[1], "--port") == 0) {
-    port = strtoul(argv[2], &end, 10);
-    if (*end != '\0' || port > 65535)
-      argc = 0;
-  }
-  if (argc != 1 && argc != 3) {
-    fprintf(stderr, "usage: %s [--port PORT]\n", argv[0]);
-    return 2;
-  }
+  int rc = peer_main_args(argc, argv, "a thread per connection", &port);
 
+  if (rc >= 0)
+    return rc;
   /* Signals go to signal_main() only: block them before any thread. */
   sigemptyset(&set);
   sigaddset(&set, SIGINT);

@@ -149,7 +149,7 @@ static void on_work(uv_work_t *req) { /* on a libuv pool thread */
 
 static void on_after_work(uv_work_t *req, int status) { /* loop thread */
   conn_t *c = container_of(req, conn_t, work);
-  char out[PEER_RESPONSE_MAX], num[32];
+  char out[PEER_RESPONSE_MAX];
   size_t len;
   int close;
 
@@ -159,15 +159,14 @@ static void on_after_work(uv_work_t *req, int status) { /* loop thread */
     return;
   }
   conn_unref(c); /* the handle still holds its reference */
-  close = c->srv->stopping;
+  close = c->srv->stopping || !c->req.keep_alive;
   if (status == UV_ECANCELED) {
     len = peer_response(out, &c->req, 503, "shutting down\n", 1);
     close = 1;
   } else {
-    snprintf(num, sizeof(num), "%llu\n", (unsigned long long)c->result);
-    len = peer_response(out, &c->req, 200, num, close);
+    len = peer_fib_response(out, &c->req, c->result, close);
   }
-  conn_send(c, out, len, close || !c->req.keep_alive);
+  conn_send(c, out, len, close);
   conn_process(c);
 }
 
@@ -177,28 +176,21 @@ static void on_after_work(uv_work_t *req, int status) { /* loop thread */
  * runs dry, a job starts or the connection ends. */
 static void conn_process(conn_t *c) {
   char out[PEER_RESPONSE_MAX];
-  peer_route_t route;
+  peer_next_t next;
   unsigned n = 0;
-  size_t used, len;
-  int r, close;
+  size_t used, len = 0;
+  int close = 0;
 
   while (!c->closed && !c->busy && !c->close_after_write &&
          c->in_off < c->in_len) {
-    r = peer_req_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
+    next = peer_serve_next(&c->req, c->in + c->in_off, c->in_len - c->in_off,
+                           &used, c->srv->stopping, out, &len, &n, &close);
     c->in_off += used;
-    if (r < 0) {
-      len = peer_response(out, &c->req, 400, "bad request\n", 1);
-      conn_send(c, out, len, 1);
+    if (next == PEER_NEXT_MORE)
       break;
-    }
-    if (r == 0)
-      break;
-    route = peer_route(&c->req, &n);
-    close = c->srv->stopping || !c->req.keep_alive;
-    if (route != PEER_ROUTE_FIB) {
-      len = peer_response_simple(out, &c->req, route, close);
+    if (next != PEER_NEXT_FIB) {
       conn_send(c, out, len, close);
-      continue;
+      continue; /* after a 400, close_after_write ends the loop */
     }
     c->fib_n = n;
     c->result = 0;
@@ -313,28 +305,13 @@ int main(int argc, char **argv) {
   struct sockaddr_in addr;
   struct sockaddr_storage name;
   int len = sizeof(name);
-  unsigned long port = 8080;
+  unsigned port = 8080;
   uv_loop_t loop;
-  char *end;
   int r;
 
-  if (argc == 2 &&
-      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    printf("usage: %s [--port PORT]\n"
-           "The HTTP peer of bench/server (libuv, /fib on uv_queue_work) on\n"
-           "127.0.0.1:PORT [8080], 0 = any free port.  SIGTERM stops it.\n",
-           argv[0]);
-    return 0;
-  }
-  if (argc == 3 && strcmp(argv[1], "--port") == 0) {
-    port = strtoul(argv[2], &end, 10);
-    if (*end != '\0' || port > 65535)
-      argc = 0;
-  }
-  if (argc != 1 && argc != 3) {
-    fprintf(stderr, "usage: %s [--port PORT]\n", argv[0]);
-    return 2;
-  }
+  r = peer_main_args(argc, argv, "libuv, /fib on uv_queue_work", &port);
+  if (r >= 0)
+    return r;
   signal(SIGPIPE, SIG_IGN);
   if (uv_loop_init(&loop) != 0)
     return 1;

@@ -11,9 +11,11 @@
 # --mode inline, bench/server/peer_threads, bench/server/peer_uvwork, and
 # three scheduling variants of hybrid), measures /ping latency idle and
 # under a stream of /fib/N, /fib and /ping throughput, runs wrk with
-# mixed.lua if wrk is installed (else it says it skips it), prints a table
-# per metric and a "targets" section, stops every server with SIGTERM and
-# checks it exits 0.  --quick takes under a minute on 2 cores, the default
+# mixed.lua if wrk is installed (else it says it skips it), stops every
+# server with SIGTERM, checks it exits 0 and writes a JSON report (stdout,
+# or --json FILE); `bench/tandem-bench --only server` runs this and prints
+# it as tables, the targets among them.  --quick takes under a minute on
+# 2 cores, --tiny a few seconds (a smoke test, no wrk), the default
 # run about three times that.  See load.c's header for the method and
 # `load --help` for the options (--workers, --fib, --peers, ...).
 #
@@ -21,9 +23,11 @@
 # after SIGTERM (missed targets are reported, not failures); 1 otherwise;
 # 2 for a usage error or a missing build.
 #
-# JSON (--json FILE): one flat object; numbers are null when not measured.
+# JSON: the header every benchmark writes (bench/cli.h: benchmark,
+# machine {cores, usable_cores, cpu_model}, libuv_version, parameters),
+# then flat keys; numbers are null when not measured.
 #   schema                   "tandem-bench-server/1"
-#   cpu_model, kernel        strings; cores: online CPUs
+#   kernel                   string
 #   loadavg_start, loadavg_end   1-minute load average
 #   other_cpu_cores          CPU the machine spent outside this benchmark
 #                            during the run, in cores (> 0.25: noisy)
