@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
@@ -29,25 +30,17 @@
 #define ck_assert_einval(rc) ck_assert_uv_err(rc, UV_EINVAL, "EINVAL")
 #define ck_assert_ebusy(rc) ck_assert_uv_err(rc, UV_EBUSY, "EBUSY")
 
-static uv_loop_t loop;
-static tandem_t tandem;
-static tandem_pool_t *pool;
+static fixture_t fx; /* each test's pool, loop and handle */
 
 static void setup(void) {
   tandem_options_t opts;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = 2;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tandem, pool), 0);
+  opts = fixture_options(2);
+  fixture_open(&fx, &opts);
 }
 
 static void teardown(void) {
-  tandem_close(&tandem, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&fx);
 }
 
 static atomic_int unexpected_calls;
@@ -129,24 +122,24 @@ START_TEST(test_pool_free_default_pool_is_einval) {
   ck_assert_einval(tandem_pool_free(def));
   ck_assert_ptr_eq(tandem_pool_default(), def);
 
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tandem, def), 0);
+  ck_assert_int_eq(uv_loop_init(&fx.loop), 0);
+  ck_assert_int_eq(tandem_init(&fx.loop, &fx.tandem, def), 0);
   memset(&req, 0, sizeof(req));
   atomic_store(&work_calls, 0);
-  ck_assert_int_eq(tandem_queue_work(&tandem, &req, count_work_cb, NULL), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &req, count_work_cb, NULL), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(atomic_load(&work_calls), 1);
-  tandem_close(&tandem, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  tandem_close(&fx.tandem, NULL);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&fx.loop), 0);
   ck_assert_einval(tandem_pool_free(def));
 }
 END_TEST
 
 START_TEST(test_pool_free_with_attached_handle_is_ebusy) {
   setup();
-  ck_assert_ebusy(tandem_pool_free(pool));
-  ck_assert_ebusy(tandem_pool_free(pool));
+  ck_assert_ebusy(tandem_pool_free(fx.pool));
+  ck_assert_ebusy(tandem_pool_free(fx.pool));
   teardown();
 }
 END_TEST
@@ -208,12 +201,12 @@ START_TEST(test_init_null_is_einval) {
   tandem_t t;
 
   ck_assert_int_eq(tandem_pool_new(&p, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(uv_loop_init(&fx.loop), 0);
   ck_assert_einval(tandem_init(NULL, &t, p));
-  ck_assert_einval(tandem_init(&loop, NULL, p));
+  ck_assert_einval(tandem_init(&fx.loop, NULL, p));
   ck_assert_einval(tandem_init(NULL, NULL, NULL));
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&fx.loop), 0);
   ck_assert_int_eq(tandem_pool_free(p), 0); /* nothing got attached */
 }
 END_TEST
@@ -238,19 +231,19 @@ START_TEST(test_queue_work_null_is_einval) {
   ck_assert_einval(
       tandem_queue_work(NULL, &req, never_work_cb, never_after_cb));
   ck_assert_einval(
-      tandem_queue_work(&tandem, NULL, never_work_cb, never_after_cb));
-  ck_assert_einval(tandem_queue_work(&tandem, &req, NULL, never_after_cb));
+      tandem_queue_work(&fx.tandem, NULL, never_work_cb, never_after_cb));
+  ck_assert_einval(tandem_queue_work(&fx.tandem, &req, NULL, never_after_cb));
   ck_assert_einval(tandem_queue_work(NULL, NULL, NULL, NULL));
-  ck_assert(!uv_loop_alive(&loop));
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert(!uv_loop_alive(&fx.loop));
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(atomic_load(&unexpected_calls), 0);
 
   /* Not in flight: it can be queued, and cancel does not treat it as
    * queued before that. */
   ck_assert_einval(tandem_cancel(&req));
   atomic_store(&work_calls, 0);
-  ck_assert_int_eq(tandem_queue_work(&tandem, &req, count_work_cb, NULL), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &req, count_work_cb, NULL), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(atomic_load(&work_calls), 1);
   ck_assert_int_eq(atomic_load(&unexpected_calls), 0);
   teardown();
@@ -308,49 +301,49 @@ START_TEST(test_double_submit_is_ebusy) {
   busy_t b;
 
   setup();
-  ck_assert_int_eq(tandem_init(&loop, &other, pool), 0);
+  ck_assert_int_eq(tandem_init(&fx.loop, &other, fx.pool), 0);
 
   /* Queued. */
   busy_init(&b, 0);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &b.req, busy_work_cb, busy_after_cb), 0);
+      tandem_queue_work(&fx.tandem, &b.req, busy_work_cb, busy_after_cb), 0);
   ck_assert_ebusy(
-      tandem_queue_work(&tandem, &b.req, never_work_cb, never_after_cb));
+      tandem_queue_work(&fx.tandem, &b.req, never_work_cb, never_after_cb));
   ck_assert_ebusy(
       tandem_queue_work(&other, &b.req, never_work_cb, never_after_cb));
   ck_assert_ebusy(tandem_parallel_for_async(
-      &tandem, &b.req, 0, 10, 1, never_range_cb, NULL, never_after_cb));
+      &fx.tandem, &b.req, 0, 10, 1, never_range_cb, NULL, never_after_cb));
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   ck_assert_int_eq(b.called, 1);
   ck_assert_int_eq(b.status, 0);
-  ck_assert_ptr_eq(b.req.tandem, &tandem);
+  ck_assert_ptr_eq(b.req.tandem, &fx.tandem);
   busy_destroy(&b);
 
   /* Running. */
   busy_init(&b, 1);
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &b.req, busy_work_cb, busy_after_cb), 0);
+      tandem_queue_work(&fx.tandem, &b.req, busy_work_cb, busy_after_cb), 0);
   uv_sem_wait(&b.started);
   ck_assert_ebusy(
-      tandem_queue_work(&tandem, &b.req, never_work_cb, never_after_cb));
+      tandem_queue_work(&fx.tandem, &b.req, never_work_cb, never_after_cb));
   uv_sem_post(&b.proceed);
 
   /* Done, its after callback not yet run. */
   uv_sem_wait(&b.finished);
   ck_assert_ebusy(
-      tandem_queue_work(&tandem, &b.req, never_work_cb, never_after_cb));
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      tandem_queue_work(&fx.tandem, &b.req, never_work_cb, never_after_cb));
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(b.called, 1);
   ck_assert_int_eq(b.status, 0);
 
   /* Called back: free again. */
   b.block = 0;
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &b.req, busy_work_cb, busy_after_cb), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      tandem_queue_work(&fx.tandem, &b.req, busy_work_cb, busy_after_cb), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(b.called, 2);
   busy_destroy(&b);
 
@@ -416,11 +409,11 @@ START_TEST(test_parallel_for_async_null_is_einval) {
   ck_assert_einval(tandem_parallel_for_async(
       NULL, &req, 0, 10, 1, never_range_cb, &ctx, never_after_cb));
   ck_assert_einval(tandem_parallel_for_async(
-      &tandem, NULL, 0, 10, 1, never_range_cb, &ctx, never_after_cb));
-  ck_assert_einval(tandem_parallel_for_async(&tandem, &req, 0, 10, 1, NULL,
+      &fx.tandem, NULL, 0, 10, 1, never_range_cb, &ctx, never_after_cb));
+  ck_assert_einval(tandem_parallel_for_async(&fx.tandem, &req, 0, 10, 1, NULL,
                                              &ctx, never_after_cb));
-  ck_assert(!uv_loop_alive(&loop));
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert(!uv_loop_alive(&fx.loop));
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(atomic_load(&unexpected_calls), 0);
   ck_assert_einval(tandem_cancel(&req)); /* it was never queued */
   teardown();

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -31,21 +32,14 @@ typedef struct probe_s {
   int off_loop_thread;
 } probe_t;
 
-static uv_loop_t loop;
-static tandem_t tandem;
-static tandem_pool_t *pool;
-static uv_thread_t loop_thread;
+static fixture_t fx; /* each test's pool, loop and handle */
 
 static void setup_pool(unsigned workers, unsigned queue_size) {
   tandem_options_t opts;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = workers;
+  opts = fixture_options(workers);
   opts.queue_size = queue_size;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tandem, pool), 0);
-  loop_thread = uv_thread_self();
+  fixture_open(&fx, &opts);
 }
 
 static void setup(void) {
@@ -53,10 +47,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  tandem_close(&tandem, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&fx);
 }
 
 static void probe_init(probe_t *p) {
@@ -87,14 +78,14 @@ static void probe_after_cb(tandem_work_t *req, int status) {
 
   p = (probe_t *)req;
   self = uv_thread_self();
-  if (!uv_thread_equal(&self, &loop_thread))
+  if (!uv_thread_equal(&self, &fx.loop_thread))
     p->off_loop_thread++;
   p->called++;
   p->status = status;
 }
 
 static int queue_probe(probe_t *p) {
-  return tandem_queue_work(&tandem, &p->req, probe_work_cb, probe_after_cb);
+  return tandem_queue_work(&fx.tandem, &p->req, probe_work_cb, probe_after_cb);
 }
 
 /* While every worker is blocked, a queued job is cancelled: 0, its after
@@ -107,24 +98,24 @@ START_TEST(test_cancel_while_workers_busy) {
 
   setup();
   probe_init(&p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   ck_assert_int_eq(queue_probe(&p), 0);
 
   ck_assert_int_eq(tandem_cancel(&p.req), 0);
   ck_assert_int_eq(p.called, 0); /* not from inside tandem_cancel() */
 
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   ck_assert_msg(p.called == 1,
                 "after callback not run on the next loop iteration");
   ck_assert_int_eq(p.status, UV_ECANCELED);
   ck_assert_int_eq(p.off_loop_thread, 0);
   ck_assert_uint_eq(gate.finished, 0); /* the workers are still blocked */
 
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(fx.pool, &stats), 0);
   ck_assert_uint_eq(stats.cancelled, 1);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(gate.finished, gate.n);
   ck_assert_uint_eq(gate.bad_status, 0);
   worker_gate_destroy(&gate);
@@ -153,7 +144,7 @@ START_TEST(test_cancel_many_while_workers_busy) {
   setup();
   p = calloc(MANY, sizeof(*p));
   ck_assert_ptr_nonnull(p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
 
   cancel_errors = 0;
   for (i = 0; i < MANY; i++) {
@@ -167,7 +158,7 @@ START_TEST(test_cancel_many_while_workers_busy) {
       cancel_errors++;
   ck_assert_int_eq(cancel_errors, 0);
 
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   called = 0;
   bad_status = 0;
   for (i = 0; i < MANY; i++) {
@@ -180,7 +171,7 @@ START_TEST(test_cancel_many_while_workers_busy) {
   ck_assert_uint_eq(gate.finished, 0);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(gate.finished, gate.n);
   worker_gate_destroy(&gate);
 
@@ -193,7 +184,7 @@ START_TEST(test_cancel_many_while_workers_busy) {
   ck_assert_int_eq(ran, 0);
   ck_assert_int_eq(called, MANY);
 
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(fx.pool, &stats), 0);
   ck_assert_uint_eq(stats.cancelled, MANY);
   free(p);
   teardown();
@@ -220,7 +211,7 @@ START_TEST(test_cancel_jobs_beyond_injection_slots) {
   setup_pool(WORKERS, 4);
   p = calloc(BEYOND, sizeof(*p));
   ck_assert_ptr_nonnull(p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   queue_errors = 0;
   for (i = 0; i < BEYOND; i++) {
     probe_init(&p[i]);
@@ -243,7 +234,7 @@ START_TEST(test_cancel_jobs_beyond_injection_slots) {
   ck_assert_int_eq(other, 0);
   ck_assert_int_ge(cancelled, 1); /* the ring had room for the first */
 
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   for (i = 0; i < BEYOND; i++) {
     if (p[i].status == UV_ECANCELED)
       ck_assert_int_eq(p[i].called, 1);
@@ -256,7 +247,7 @@ START_TEST(test_cancel_jobs_beyond_injection_slots) {
   }
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   for (i = 0; i < BEYOND; i++) {
     ck_assert_int_eq(p[i].called, 1);
@@ -295,7 +286,7 @@ START_TEST(test_cancel_running_job_is_busy) {
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
   uv_sem_post(&proceed);
 
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(p.status, 0);
   ck_assert_int_eq(atomic_load(&p.ran), 1);
@@ -323,12 +314,12 @@ START_TEST(test_cancel_finished_job_is_busy) {
   uv_sem_wait(&finished);
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
 
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(p.status, 0);
 
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(atomic_load(&p.ran), 1);
 
@@ -344,18 +335,18 @@ START_TEST(test_cancel_twice_is_busy) {
 
   setup();
   probe_init(&p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   ck_assert_int_eq(queue_probe(&p), 0);
 
   ck_assert_int_eq(tandem_cancel(&p.req), 0);
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(p.status, UV_ECANCELED);
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(atomic_load(&p.ran), 0);
@@ -384,16 +375,16 @@ START_TEST(test_cancelled_request_can_be_queued_again) {
 
   setup();
   probe_init(&p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   ck_assert_int_eq(queue_probe(&p), 0);
   ck_assert_int_eq(tandem_cancel(&p.req), 0);
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(p.status, UV_ECANCELED);
 
   ck_assert_int_eq(queue_probe(&p), 0);
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
 
   ck_assert_int_eq(p.called, 2);
@@ -429,7 +420,7 @@ START_TEST(test_cancel_from_other_thread) {
 
   setup();
   probe_init(&p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   ck_assert_int_eq(queue_probe(&p), 0);
 
   memset(&c, 0, sizeof(c));
@@ -438,14 +429,14 @@ START_TEST(test_cancel_from_other_thread) {
   ck_assert_int_eq(uv_thread_join(&thread), 0);
   ck_assert_int_eq(c.cancel_rc, 0);
 
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   ck_assert_msg(p.called == 1,
                 "after callback not run on the next loop iteration");
   ck_assert_int_eq(p.status, UV_ECANCELED);
   ck_assert_int_eq(p.off_loop_thread, 0);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   ck_assert_int_eq(atomic_load(&p.ran), 0);
   ck_assert_int_eq(p.called, 1);
@@ -463,7 +454,7 @@ START_TEST(test_cancel_job_queued_from_other_thread) {
 
   setup();
   probe_init(&p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
 
   memset(&c, 0, sizeof(c));
   c.req = &p.req;
@@ -474,14 +465,14 @@ START_TEST(test_cancel_job_queued_from_other_thread) {
   ck_assert_int_eq(c.cancel_rc, 0);
 
   /* The gate's jobs keep the loop alive; this one does not need to. */
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
   ck_assert_msg(p.called == 1,
                 "after callback not run on the next loop iteration");
   ck_assert_int_eq(p.status, UV_ECANCELED);
   ck_assert_int_eq(p.off_loop_thread, 0);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   ck_assert_int_eq(atomic_load(&p.ran), 0);
   teardown();
@@ -523,11 +514,11 @@ START_TEST(test_cancel_job_queued_from_worker_is_busy) {
   atomic_init(&n.cancel_rc, 1);
   nested = &n;
 
-  ck_assert_int_eq(tandem_queue_work(&tandem, &n.parent.req,
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &n.parent.req,
                                      nested_parent_work_cb, probe_after_cb),
                    0);
   /* The child was queued from a worker: it does not keep the loop alive. */
-  ck_assert(run_until(&loop, nested_both_called, &n, 10000));
+  ck_assert(run_until(&fx.loop, nested_both_called, &n, 10000));
   ck_assert_int_eq(n.parent.called, 1);
 
   ck_assert_int_eq(atomic_load(&n.queue_rc), 0);
@@ -582,7 +573,7 @@ START_TEST(test_cancel_races_with_workers) {
   }
   ck_assert_int_eq(queue_errors, 0);
   ck_assert_int_eq(uv_thread_create(&thread, race_canceller_main, &r), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(uv_thread_join(&thread), 0);
 
   mismatches = 0;
@@ -663,15 +654,15 @@ START_TEST(test_cancel_from_busy_worker_wakes_loop) {
   ck_assert_int_eq(uv_cond_init(&f.cond), 0);
   from_worker = &f;
 
-  ck_assert_int_eq(tandem_queue_work(&tandem, &f.canceller.req,
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &f.canceller.req,
                                      from_worker_canceller_work_cb,
                                      probe_after_cb),
                    0);
-  ck_assert_int_eq(tandem_queue_work(&tandem, &f.victim.req, probe_work_cb,
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &f.victim.req, probe_work_cb,
                                      from_worker_victim_after_cb),
                    0);
   uv_sem_post(&f.victim_queued);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(atomic_load(&f.cancel_rc), 0);
   ck_assert_msg(!atomic_load(&f.timed_out),

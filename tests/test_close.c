@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -24,10 +25,7 @@ typedef struct probe_s {
   int status;
 } probe_t;
 
-static uv_loop_t loop;
-static tandem_t tandem;
-static tandem_pool_t *pool;
-static uv_thread_t loop_thread;
+static fixture_t fx; /* each test's pool, loop and handle */
 
 /* Loop thread only. */
 static int afters;            /* after callbacks, every job of a test */
@@ -39,13 +37,9 @@ static tandem_t *close_handle;
 static void setup_pool(unsigned workers, unsigned queue_size) {
   tandem_options_t opts;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = workers;
+  opts = fixture_options(workers);
   opts.queue_size = queue_size;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tandem, pool), 0);
-  loop_thread = uv_thread_self();
+  fixture_open(&fx, &opts);
   afters = 0;
   afters_off_thread = 0;
   close_called = 0;
@@ -73,7 +67,7 @@ static void probe_after_cb(tandem_work_t *req, int status) {
 
   p = (probe_t *)req;
   self = uv_thread_self();
-  if (!uv_thread_equal(&self, &loop_thread))
+  if (!uv_thread_equal(&self, &fx.loop_thread))
     afters_off_thread++;
   p->called++;
   p->status = status;
@@ -135,27 +129,27 @@ START_TEST(test_close_with_jobs_in_flight) {
   int i;
 
   setup();
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   for (i = 0; i < QUEUED; i++) {
     probe_init(&f.queued[i]);
-    ck_assert_int_eq(tandem_queue_work(&tandem, &f.queued[i].req, probe_work_cb,
-                                       probe_after_cb),
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &f.queued[i].req,
+                                       probe_work_cb, probe_after_cb),
                      0);
   }
 
-  ck_assert_int_eq(tandem_pool_free(pool), UV_EBUSY);
-  tandem_close(&tandem, close_cb);
+  ck_assert_int_eq(tandem_pool_free(fx.pool), UV_EBUSY);
+  tandem_close(&fx.tandem, close_cb);
   ck_assert_int_eq(close_called, 0);
   ck_assert_int_eq(afters, 0);
 
   probe_init(&late);
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &late.req, never_work_cb, never_after_cb),
+      tandem_queue_work(&fx.tandem, &late.req, never_work_cb, never_after_cb),
       UV_ESHUTDOWN);
-  ck_assert_int_eq(tandem_pool_free(pool), UV_EBUSY);
+  ck_assert_int_eq(tandem_pool_free(fx.pool), UV_EBUSY);
 
   /* Workers still blocked: the queued jobs must be cancelled anyway. */
-  ck_assert_msg(run_until(&loop, all_queued_called, &f, 5000),
+  ck_assert_msg(run_until(&fx.loop, all_queued_called, &f, 5000),
                 "queued jobs not called back while the workers were busy");
   ck_assert_int_eq(close_called, 0);
   ck_assert_uint_eq(gate.finished, 0);
@@ -165,10 +159,10 @@ START_TEST(test_close_with_jobs_in_flight) {
   }
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(close_called, 1);
-  ck_assert_ptr_eq(close_handle, &tandem);
+  ck_assert_ptr_eq(close_handle, &fx.tandem);
   ck_assert_uint_eq(gate.finished, gate.n);
   ck_assert_uint_eq(gate.bad_status, 0);
   ck_assert_int_eq(afters, QUEUED);
@@ -181,10 +175,9 @@ START_TEST(test_close_with_jobs_in_flight) {
   worker_gate_destroy(&gate);
 
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &late.req, never_work_cb, never_after_cb),
+      tandem_queue_work(&fx.tandem, &late.req, never_work_cb, never_after_cb),
       UV_ESHUTDOWN);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -192,23 +185,21 @@ END_TEST
  * loop (not inside tandem_close()), once; the loop then closes cleanly. */
 START_TEST(test_close_idle_handle) {
   setup();
-  tandem_close(&tandem, close_cb);
+  tandem_close(&fx.tandem, close_cb);
   ck_assert_int_eq(close_called, 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
-  ck_assert_ptr_eq(close_handle, &tandem);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  ck_assert_ptr_eq(close_handle, &fx.tandem);
+  fixture_finish(&fx);
 }
 END_TEST
 
 /* A NULL close callback is allowed. */
 START_TEST(test_close_without_callback) {
   setup();
-  tandem_close(&tandem, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  tandem_close(&fx.tandem, NULL);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -216,12 +207,11 @@ END_TEST
  * its callback never runs: one close callback, the first one. */
 START_TEST(test_close_twice_is_ealready) {
   setup();
-  ck_assert_int_eq(tandem_close(&tandem, close_cb), 0);
-  ck_assert_int_eq(tandem_close(&tandem, unexpected_close_cb), UV_EALREADY);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_close(&fx.tandem, close_cb), 0);
+  ck_assert_int_eq(tandem_close(&fx.tandem, unexpected_close_cb), UV_EALREADY);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -229,15 +219,14 @@ END_TEST
  * too (UV_EALREADY), and leaves nothing on the loop. */
 START_TEST(test_close_after_close_callback_is_ignored) {
   setup();
-  tandem_close(&tandem, close_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&fx.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 
-  ck_assert_int_eq(tandem_close(&tandem, unexpected_close_cb), UV_EALREADY);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_close(&fx.tandem, unexpected_close_cb), UV_EALREADY);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -252,9 +241,9 @@ static void refused_main(void *arg) {
 
   r = arg;
   r->queue_rc =
-      tandem_queue_work(&tandem, &r->req, never_work_cb, never_after_cb);
+      tandem_queue_work(&fx.tandem, &r->req, never_work_cb, never_after_cb);
   r->parallel_rc = tandem_parallel_for_async(
-      &tandem, &r->req, 0, 10, 1, never_range_cb, NULL, never_after_cb);
+      &fx.tandem, &r->req, 0, 10, 1, never_range_cb, NULL, never_after_cb);
 }
 
 /* A closing or closed handle refuses jobs with UV_ESHUTDOWN, from the loop
@@ -265,13 +254,13 @@ START_TEST(test_queue_on_closing_handle_is_eshutdown) {
   refused_t r;
 
   setup();
-  tandem_close(&tandem, close_cb);
+  tandem_close(&fx.tandem, close_cb);
 
   memset(&req, 0, sizeof(req));
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &req, never_work_cb, never_after_cb),
+      tandem_queue_work(&fx.tandem, &req, never_work_cb, never_after_cb),
       UV_ESHUTDOWN);
-  ck_assert_int_eq(tandem_parallel_for_async(&tandem, &req, 0, 10, 1,
+  ck_assert_int_eq(tandem_parallel_for_async(&fx.tandem, &req, 0, 10, 1,
                                              never_range_cb, NULL,
                                              never_after_cb),
                    UV_ESHUTDOWN);
@@ -281,20 +270,19 @@ START_TEST(test_queue_on_closing_handle_is_eshutdown) {
   ck_assert_int_eq(r.queue_rc, UV_ESHUTDOWN);
   ck_assert_int_eq(r.parallel_rc, UV_ESHUTDOWN);
 
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &req, never_work_cb, never_after_cb),
+      tandem_queue_work(&fx.tandem, &req, never_work_cb, never_after_cb),
       UV_ESHUTDOWN);
   ck_assert_int_eq(uv_thread_create(&thread, refused_main, &r), 0);
   ck_assert_int_eq(uv_thread_join(&thread), 0);
   ck_assert_int_eq(r.queue_rc, UV_ESHUTDOWN);
   ck_assert_int_eq(r.parallel_rc, UV_ESHUTDOWN);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -304,21 +292,20 @@ START_TEST(test_pool_free_only_after_every_handle_closed) {
   tandem_t second;
 
   setup();
-  ck_assert_int_eq(tandem_init(&loop, &second, pool), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), UV_EBUSY);
+  ck_assert_int_eq(tandem_init(&fx.loop, &second, fx.pool), 0);
+  ck_assert_int_eq(tandem_pool_free(fx.pool), UV_EBUSY);
 
-  tandem_close(&tandem, close_cb);
-  ck_assert_int_eq(tandem_pool_free(pool), UV_EBUSY);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&fx.tandem, close_cb);
+  ck_assert_int_eq(tandem_pool_free(fx.pool), UV_EBUSY);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
-  ck_assert_int_eq(tandem_pool_free(pool), UV_EBUSY); /* second */
+  ck_assert_int_eq(tandem_pool_free(fx.pool), UV_EBUSY); /* second */
 
   tandem_close(&second, close_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 2);
   ck_assert_ptr_eq(close_handle, &second);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -331,7 +318,7 @@ typedef struct closer_s {
 static void closing_after_cb(tandem_work_t *req, int status) {
   probe_after_cb(req, status);
   if (afters == 1)
-    tandem_close(&tandem, close_cb);
+    tandem_close(&fx.tandem, close_cb);
 }
 
 /* tandem_close() from an after callback with other jobs in flight: each
@@ -347,11 +334,11 @@ START_TEST(test_close_from_after_callback) {
   ck_assert_ptr_nonnull(c);
   for (i = 0; i < FROM_AFTER; i++) {
     probe_init(&c->probes[i]);
-    ck_assert_int_eq(tandem_queue_work(&tandem, &c->probes[i].req,
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &c->probes[i].req,
                                        probe_work_cb, closing_after_cb),
                      0);
   }
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(afters, FROM_AFTER);
@@ -368,8 +355,7 @@ START_TEST(test_close_from_after_callback) {
     }
   }
   free(c);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -387,7 +373,7 @@ static void running_work_cb(tandem_work_t *req) {
   uv_sem_post(&running->started);
   uv_sem_wait(&running->proceed);
   atomic_store(&running->child_rc,
-               tandem_queue_work(&tandem, &running->child.req, never_work_cb,
+               tandem_queue_work(&fx.tandem, &running->child.req, never_work_cb,
                                  never_after_cb));
   probe_work_cb(req);
 }
@@ -406,13 +392,13 @@ START_TEST(test_running_job_cannot_queue_on_closing_handle) {
   ck_assert_int_eq(uv_sem_init(&r.proceed, 0), 0);
   running = &r;
 
-  ck_assert_int_eq(
-      tandem_queue_work(&tandem, &r.job.req, running_work_cb, probe_after_cb),
-      0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &r.job.req, running_work_cb,
+                                     probe_after_cb),
+                   0);
   uv_sem_wait(&r.started);
-  tandem_close(&tandem, close_cb);
+  tandem_close(&fx.tandem, close_cb);
   uv_sem_post(&r.proceed);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(atomic_load(&r.child_rc), UV_ESHUTDOWN);
   ck_assert_int_eq(r.job.called, 1);
@@ -423,8 +409,7 @@ START_TEST(test_running_job_cannot_queue_on_closing_handle) {
   uv_sem_destroy(&r.started);
   uv_sem_destroy(&r.proceed);
   running = NULL;
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -442,16 +427,16 @@ START_TEST(test_close_cancels_overflowed_jobs) {
 
   p = calloc(OVERFLOWED, sizeof(*p));
   ck_assert_ptr_nonnull(p);
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   for (i = 0; i < OVERFLOWED; i++) {
     probe_init(&p[i]);
     ck_assert_int_eq(
-        tandem_queue_work(&tandem, &p[i].req, probe_work_cb, probe_after_cb),
+        tandem_queue_work(&fx.tandem, &p[i].req, probe_work_cb, probe_after_cb),
         0);
   }
-  tandem_close(&tandem, close_cb);
+  tandem_close(&fx.tandem, close_cb);
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(afters_at_close, OVERFLOWED);
@@ -463,8 +448,7 @@ START_TEST(test_close_cancels_overflowed_jobs) {
   ck_assert_uint_eq(gate.finished, gate.n);
   worker_gate_destroy(&gate);
   free(p);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -484,7 +468,7 @@ static void parent_work_cb(tandem_work_t *req) {
   int i;
 
   for (i = 0; i < DEQUED; i++)
-    if (tandem_queue_work(&tandem, &parent->children[i].req, probe_work_cb,
+    if (tandem_queue_work(&fx.tandem, &parent->children[i].req, probe_work_cb,
                           probe_after_cb) != 0)
       atomic_fetch_add(&parent->queue_errors, 1);
   uv_sem_post(&parent->started);
@@ -510,13 +494,13 @@ START_TEST(test_close_cancels_jobs_queued_from_worker) {
   ck_assert_int_eq(uv_sem_init(&pt.proceed, 0), 0);
   parent = &pt;
 
-  ck_assert_int_eq(
-      tandem_queue_work(&tandem, &pt.job.req, parent_work_cb, probe_after_cb),
-      0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &pt.job.req, parent_work_cb,
+                                     probe_after_cb),
+                   0);
   uv_sem_wait(&pt.started);
-  tandem_close(&tandem, close_cb);
+  tandem_close(&fx.tandem, close_cb);
   uv_sem_post(&pt.proceed);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(atomic_load(&pt.queue_errors), 0);
   ck_assert_int_eq(close_called, 1);
@@ -531,8 +515,7 @@ START_TEST(test_close_cancels_jobs_queued_from_worker) {
   uv_sem_destroy(&pt.started);
   uv_sem_destroy(&pt.proceed);
   parent = NULL;
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -545,19 +528,19 @@ START_TEST(test_handle_reinitialised_after_close) {
   setup();
   for (round = 0; round < 3; round++) {
     if (round > 0)
-      ck_assert_int_eq(tandem_init(&loop, &tandem, pool), 0);
+      ck_assert_int_eq(tandem_init(&fx.loop, &fx.tandem, fx.pool), 0);
     probe_init(&p);
     ck_assert_int_eq(
-        tandem_queue_work(&tandem, &p.req, probe_work_cb, probe_after_cb), 0);
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        tandem_queue_work(&fx.tandem, &p.req, probe_work_cb, probe_after_cb),
+        0);
+    ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
     ck_assert_int_eq(p.called, 1);
     ck_assert_int_eq(p.status, 0);
-    tandem_close(&tandem, close_cb);
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    tandem_close(&fx.tandem, close_cb);
+    ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
     ck_assert_int_eq(close_called, round + 1);
   }
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -571,24 +554,24 @@ START_TEST(test_close_cancels_only_its_own_jobs) {
   int i;
 
   setup();
-  ck_assert_int_eq(tandem_init(&loop, &other, pool), 0);
+  ck_assert_int_eq(tandem_init(&fx.loop, &other, fx.pool), 0);
   ck_assert_int_eq(worker_gate_block(&gate, &other), 0);
   for (i = 0; i < QUEUED; i++) {
     probe_init(&mine[i]);
     probe_init(&theirs[i]);
-    ck_assert_int_eq(
-        tandem_queue_work(&tandem, &mine[i].req, probe_work_cb, probe_after_cb),
-        0);
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &mine[i].req, probe_work_cb,
+                                       probe_after_cb),
+                     0);
     ck_assert_int_eq(tandem_queue_work(&other, &theirs[i].req, probe_work_cb,
                                        probe_after_cb),
                      0);
   }
-  tandem_close(&tandem, close_cb);
+  tandem_close(&fx.tandem, close_cb);
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(close_called, 1);
-  ck_assert_ptr_eq(close_handle, &tandem);
+  ck_assert_ptr_eq(close_handle, &fx.tandem);
   for (i = 0; i < QUEUED; i++) {
     ck_assert_int_eq(mine[i].called, 1);
     ck_assert_int_eq(mine[i].status, UV_ECANCELED);
@@ -601,9 +584,8 @@ START_TEST(test_close_cancels_only_its_own_jobs) {
   worker_gate_destroy(&gate);
 
   tandem_close(&other, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 
@@ -612,7 +594,7 @@ static int pool_free_rc;
 static void free_everything_cb(tandem_t *t) {
   close_cb(t);
   free(t);
-  pool_free_rc = tandem_pool_free(pool);
+  pool_free_rc = tandem_pool_free(fx.pool);
 }
 
 /* After the close callback the loop holds nothing of tandem's: the handle
@@ -623,12 +605,12 @@ START_TEST(test_free_handle_and_pool_in_close_callback) {
   int i;
 
   setup_pool(WORKERS, 0);
-  tandem_close(&tandem, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&fx.tandem, NULL);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   t = malloc(sizeof(*t));
   ck_assert_ptr_nonnull(t);
-  ck_assert_int_eq(tandem_init(&loop, t, pool), 0);
+  ck_assert_int_eq(tandem_init(&fx.loop, t, fx.pool), 0);
   for (i = 0; i < QUEUED; i++) {
     probe_init(&p[i]);
     ck_assert_int_eq(
@@ -636,11 +618,11 @@ START_TEST(test_free_handle_and_pool_in_close_callback) {
   }
   tandem_close(t, free_everything_cb);
   pool_free_rc = 1;
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(afters_at_close, QUEUED);
   ck_assert_int_eq(pool_free_rc, 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(uv_loop_close(&fx.loop), 0);
 }
 END_TEST
 
@@ -664,7 +646,7 @@ static void racer_main(void *arg) {
 
   r = arg;
   for (i = 0; i < RACE_JOBS; i++) {
-    rc = tandem_queue_work(&tandem, &r->probes[i].req, probe_work_cb,
+    rc = tandem_queue_work(&fx.tandem, &r->probes[i].req, probe_work_cb,
                            probe_after_cb);
     if (rc == 0) {
       r->accepted++;
@@ -709,12 +691,12 @@ START_TEST(test_close_while_other_thread_queues) {
     probe_init(&r.probes[i]);
 
   ck_assert_int_eq(uv_thread_create(&r.thread, racer_main, &r), 0);
-  run_until(&loop, racer_warmed_up, &r, 10000);
-  tandem_close(&tandem, close_cb);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  run_until(&fx.loop, racer_warmed_up, &r, 10000);
+  tandem_close(&fx.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(uv_thread_join(&r.thread), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_NOWAIT), 0);
 
   ck_assert_int_eq(r.other_errors, 0);
   ck_assert_int_eq(r.accepted_late, 0);
@@ -734,8 +716,7 @@ START_TEST(test_close_while_other_thread_queues) {
   ck_assert_int_eq(called, r.accepted);
   free(r.probes);
 
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_finish(&fx);
 }
 END_TEST
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "inject.h"
 #include "run_until.h"
 #include "suite_run.h"
@@ -287,9 +288,7 @@ static void race_after(tandem_work_t *req, int status) {
 
 START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   race_t race;
   uv_thread_t tid;
   tandem_work_t *reqs;
@@ -299,9 +298,7 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
 
   memset(&opts, 0, sizeof(opts));
   opts.workers = 1;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, &opts);
   memset(&race, 0, sizeof(race));
   ck_assert_int_eq(uv_thread_create(&tid, race_canceller, &race), 0);
 
@@ -316,15 +313,15 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
     /* Jobs queued from the loop thread keep uv_run() alive until called
      * back. */
     if (i % 1000 == 0) {
-      ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
       ck_assert_int_eq(race_afters, queued);
     }
     atomic_store(&race.target, &reqs[i]);
-    ck_assert_int_eq(tandem_queue_work(&t, &reqs[i], noop_work, race_after),
-                     0);
+    ck_assert_int_eq(
+        tandem_queue_work(&f.tandem, &reqs[i], noop_work, race_after), 0);
     queued++;
   }
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   atomic_store(&race.stop, 1);
   uv_thread_join(&tid);
   free(reqs);
@@ -332,10 +329,7 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
   ck_assert_int_eq(atomic_load(&race.bad_codes), 0);
   ck_assert_int_eq(race_cancelled, atomic_load(&race.cancels_won));
   ck_assert_int_eq(race_afters, queued);
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -459,9 +453,7 @@ static void wake_submitter(void *arg) {
 
 START_TEST(test_no_lost_wakeup_between_submitters) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   wake_race_t r;
   wake_submitter_t subs[WAKE_SUBMITTERS];
   uv_thread_t tids[WAKE_SUBMITTERS];
@@ -470,11 +462,9 @@ START_TEST(test_no_lost_wakeup_between_submitters) {
   memset(&opts, 0, sizeof(opts));
   opts.workers = 2;
   opts.worker_spin_us = -1; /* park at once: every submit must wake */
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, &opts);
   memset(&r, 0, sizeof(r));
-  r.t = &t;
+  r.t = &f.tandem;
   r.rounds = env_count("TANDEM_WAKE_ROUNDS", 20000);
   r.reqs = calloc((size_t)r.rounds * WAKE_SUBMITTERS, sizeof(*r.reqs));
   ck_assert_ptr_nonnull(r.reqs);
@@ -494,10 +484,7 @@ START_TEST(test_no_lost_wakeup_between_submitters) {
                 atomic_load(&r.started), r.rounds * WAKE_SUBMITTERS);
   ck_assert_uint_eq(atomic_load(&r.refused), 0);
   /* The after callbacks (none) come home on the loop. */
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   uv_barrier_destroy(&r.start);
   free(r.reqs);
 }

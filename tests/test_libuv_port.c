@@ -12,30 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
 
-static uv_loop_t loop;
-static tandem_t tandem;
-static tandem_pool_t *pool;
+static fixture_t fx; /* each test's pool, loop and handle */
 
 /* workers = 0: one per online CPU, like a default pool. */
 static void setup(unsigned workers) {
   tandem_options_t opts;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = workers;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tandem, pool), 0);
+  opts = fixture_options(workers);
+  fixture_open(&fx, &opts);
 }
 
 static void make_valgrind_happy(void) {
-  tandem_close(&tandem, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&fx);
 }
 
 /* Workers only count; the test thread asserts. */
@@ -82,8 +75,8 @@ START_TEST(test_threadpool_queue_work_simple) {
   memset(&work_req, 0, sizeof(work_req));
   work_req.data = &data;
   ck_assert_int_eq(
-      tandem_queue_work(&tandem, &work_req, work_cb, after_work_cb), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      tandem_queue_work(&fx.tandem, &work_req, work_cb, after_work_cb), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(atomic_load(&work_cb_count), 1);
   ck_assert_int_eq(atomic_load(&work_cb_bad_args), 0);
@@ -98,9 +91,9 @@ START_TEST(test_threadpool_queue_work_einval) {
   reset_counts();
   memset(&work_req, 0, sizeof(work_req));
   work_req.data = &data;
-  ck_assert_int_eq(tandem_queue_work(&tandem, &work_req, NULL, after_work_cb),
-                   UV_EINVAL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(
+      tandem_queue_work(&fx.tandem, &work_req, NULL, after_work_cb), UV_EINVAL);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(atomic_load(&work_cb_count), 0);
   ck_assert_int_eq(after_work_cb_count, 0);
@@ -163,16 +156,16 @@ START_TEST(test_threadpool_cancel_work) {
   memset(reqs, 0, sizeof(reqs));
   ci.reqs = reqs;
   ci.nreqs = 16;
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
 
   for (i = 0; i < ci.nreqs; i++)
-    ck_assert_int_eq(tandem_queue_work(&tandem, &reqs[i], work2_cb, done2_cb),
-                     0);
+    ck_assert_int_eq(
+        tandem_queue_work(&fx.tandem, &reqs[i], work2_cb, done2_cb), 0);
 
-  ck_assert_int_eq(uv_timer_init(&loop, &ci.timer_handle), 0);
+  ck_assert_int_eq(uv_timer_init(&fx.loop, &ci.timer_handle), 0);
   ci.timer_handle.data = &ci;
   ck_assert_int_eq(uv_timer_start(&ci.timer_handle, timer_cb, 10, 0), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(timer_cb_called, 1);
   ck_assert_int_eq(done2_cb_called, 16);
   ck_assert_int_eq(atomic_load(&work2_cb_called), 0);
@@ -212,16 +205,17 @@ START_TEST(test_threadpool_cancel_single) {
   ck_assert_int_eq(uv_sem_init(&s.started, 0), 0);
   ck_assert_int_eq(uv_sem_init(&s.sem, 0), 0);
 
-  ck_assert_int_eq(tandem_queue_work(&tandem, &s.req, suspend, NULL), 0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &s.req, suspend, NULL), 0);
   /* libuv's queue is FIFO, so its test need not wait here; tandem does not
    * promise an order, so make sure the only worker is the suspended one. */
   uv_sem_wait(&s.started);
-  ck_assert_int_eq(tandem_queue_work(&tandem, &req, work2_cb, nop_done_cb), 0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &req, work2_cb, nop_done_cb),
+                   0);
   ck_assert_int_eq(tandem_cancel(&req), 0);
 
   uv_sem_post(&s.sem);
   ck_assert_int_eq(done_cb_called, 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(done_cb_called, 1);
   ck_assert_int_eq(atomic_load(&work2_cb_called), 0);
   uv_sem_destroy(&s.started);
@@ -238,12 +232,13 @@ START_TEST(test_threadpool_cancel_single_saturated) {
   setup(0);
   reset_counts();
   memset(&req, 0, sizeof(req));
-  ck_assert_int_eq(worker_gate_block(&gate, &tandem), 0);
-  ck_assert_int_eq(tandem_queue_work(&tandem, &req, work2_cb, nop_done_cb), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &req, work2_cb, nop_done_cb),
+                   0);
   ck_assert_int_eq(tandem_cancel(&req), 0);
   ck_assert_int_eq(done_cb_called, 0);
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(done_cb_called, 1);
   ck_assert_int_eq(atomic_load(&work2_cb_called), 0);
   worker_gate_destroy(&gate);
@@ -283,13 +278,13 @@ START_TEST(test_threadpool_cancel_when_busy) {
   ck_assert_int_eq(uv_sem_init(&b.started, 0), 0);
   ck_assert_int_eq(uv_sem_init(&b.cancelled, 0), 0);
 
-  ck_assert_int_eq(tandem_queue_work(&tandem, &b.req, busy_cb, after_busy_cb),
-                   0);
+  ck_assert_int_eq(
+      tandem_queue_work(&fx.tandem, &b.req, busy_cb, after_busy_cb), 0);
   uv_sem_wait(&b.started);
   ck_assert_int_eq(tandem_cancel(&b.req), UV_EBUSY);
   uv_sem_post(&b.cancelled);
 
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(done_cb_called, 1);
   uv_sem_destroy(&b.started);
   uv_sem_destroy(&b.cancelled);

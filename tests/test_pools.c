@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -28,12 +29,6 @@ static int on_thread(const uv_thread_t *thread) {
 
   self = uv_thread_self();
   return uv_thread_equal(thread, &self);
-}
-
-static void finish_loop(uv_loop_t *loop, tandem_t *t) {
-  tandem_close(t, NULL);
-  ck_assert_int_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(loop), 0);
 }
 
 /* ------------------------------------------------------ a stream of jobs */
@@ -132,31 +127,23 @@ static void assert_stream_done(stream_t *s) {
 
 typedef struct loop_thread_s {
   uv_thread_t thread;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t tandem;
+  fixture_t f; /* f.pool: the shared pool */
   stream_t stream;
-  int init_rc;
+  int open_rc;
   int run_rc;
-  int final_run_rc;
-  int loop_close_rc;
+  int close_rc;
 } loop_thread_t;
 
 static void loop_thread_main(void *arg) {
   loop_thread_t *lt;
 
   lt = arg;
-  lt->init_rc = uv_loop_init(&lt->loop);
-  if (lt->init_rc != 0)
+  lt->open_rc = fixture_loop_open(&lt->f, lt->f.pool);
+  if (lt->open_rc != 0)
     return;
-  lt->init_rc = tandem_init(&lt->loop, &lt->tandem, lt->pool);
-  if (lt->init_rc != 0)
-    return;
-  stream_start(&lt->stream, &lt->loop, &lt->tandem, LOOP_JOBS);
-  lt->run_rc = uv_run(&lt->loop, UV_RUN_DEFAULT);
-  tandem_close(&lt->tandem, NULL);
-  lt->final_run_rc = uv_run(&lt->loop, UV_RUN_DEFAULT);
-  lt->loop_close_rc = uv_loop_close(&lt->loop);
+  stream_start(&lt->stream, &lt->f.loop, &lt->f.tandem, LOOP_JOBS);
+  lt->run_rc = uv_run(&lt->f.loop, UV_RUN_DEFAULT);
+  lt->close_rc = fixture_loop_close(&lt->f);
 }
 
 /* Two loops, each on its own thread, share one pool: each gets the after
@@ -170,18 +157,17 @@ START_TEST(test_two_loops_share_one_pool) {
   ck_assert_ptr_nonnull(lt);
   ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
   for (i = 0; i < 2; i++) {
-    lt[i].pool = pool;
+    lt[i].f.pool = pool;
     ck_assert_int_eq(uv_thread_create(&lt[i].thread, loop_thread_main, &lt[i]),
                      0);
   }
   for (i = 0; i < 2; i++) {
     ck_assert_int_eq(uv_thread_join(&lt[i].thread), 0);
-    ck_assert_int_eq(lt[i].init_rc, 0);
+    ck_assert_msg(lt[i].open_rc == 0, "%s", lt[i].f.error);
     ck_assert_int_eq(lt[i].run_rc, 0);
     ck_assert(uv_thread_equal(&lt[i].stream.thread, &lt[i].thread));
     assert_stream_done(&lt[i].stream);
-    ck_assert_int_eq(lt[i].final_run_rc, 0);
-    ck_assert_int_eq(lt[i].loop_close_rc, 0);
+    ck_assert_msg(lt[i].close_rc == 0, "%s", lt[i].f.error);
   }
   ck_assert_int_eq(tandem_pool_free(pool), 0);
   free(lt);
@@ -218,13 +204,11 @@ static int stream_done(void *arg) {
 START_TEST(test_one_loop_two_handles_on_two_pools) {
   tandem_options_t opts;
   stats_wait_t w;
-  tandem_pool_t *pool_a;
   tandem_pool_t *pool_b;
+  fixture_t f; /* pool A, the loop, and the handle on A */
   worker_gate_t gate;
   stream_t *on_a;
   stream_t *on_b;
-  uv_loop_t loop;
-  tandem_t ta;
   tandem_t tb;
 
   on_a = malloc(sizeof(*on_a));
@@ -233,42 +217,37 @@ START_TEST(test_one_loop_two_handles_on_two_pools) {
   ck_assert_ptr_nonnull(on_b);
   memset(&opts, 0, sizeof(opts));
   opts.workers = 2;
-  ck_assert_int_eq(tandem_pool_new(&pool_a, &opts), 0);
+  fixture_open(&f, &opts);
   opts.workers = 1;
   ck_assert_int_eq(tandem_pool_new(&pool_b, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &ta, pool_a), 0);
-  ck_assert_int_eq(tandem_init(&loop, &tb, pool_b), 0);
-  ck_assert_ptr_eq(ta.pool, pool_a);
+  ck_assert_int_eq(tandem_init(&f.loop, &tb, pool_b), 0);
+  ck_assert_ptr_eq(f.tandem.pool, f.pool);
   ck_assert_ptr_eq(tb.pool, pool_b);
 
-  ck_assert_int_eq(worker_gate_block(&gate, &ta), 0);
-  stream_start(on_a, &loop, &ta, 10);
-  stream_start(on_b, &loop, &tb, 1000);
-  ck_assert_msg(run_until(&loop, stream_done, on_b, 10000),
+  ck_assert_int_eq(worker_gate_block(&gate, &f.tandem), 0);
+  stream_start(on_a, &f.loop, &f.tandem, 10);
+  stream_start(on_b, &f.loop, &tb, 1000);
+  ck_assert_msg(run_until(&f.loop, stream_done, on_b, 10000),
                 "jobs on pool B stalled while pool A was blocked");
   assert_stream_done(on_b);
   ck_assert_uint_eq(atomic_load(&on_a->ran), 0);
   ck_assert_uint_eq(on_a->called, 0);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(gate.finished, gate.n);
   worker_gate_destroy(&gate);
   assert_stream_done(on_a);
 
-  w.pool = pool_a;
+  w.pool = f.pool;
   w.jobs = 2 + 10;
-  ck_assert(run_until(&loop, stats_reached, &w, 5000));
+  ck_assert(run_until(&f.loop, stats_reached, &w, 5000));
   w.pool = pool_b;
   w.jobs = 1000;
-  ck_assert(run_until(&loop, stats_reached, &w, 5000));
+  ck_assert(run_until(&f.loop, stats_reached, &w, 5000));
 
-  tandem_close(&ta, NULL);
-  tandem_close(&tb, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool_a), 0);
+  ck_assert_int_eq(tandem_close(&tb, NULL), 0);
+  fixture_close(&f); /* runs the loop until both handles closed */
   ck_assert_int_eq(tandem_pool_free(pool_b), 0);
   free(on_a);
   free(on_b);
@@ -443,9 +422,7 @@ static int solo_done(void *arg) {
  * including one queued from inside a job. */
 START_TEST(test_pool_with_one_worker) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   solo_t *s;
   unsigned i;
 
@@ -455,21 +432,20 @@ START_TEST(test_pool_with_one_worker) {
   atomic_init(&s->child_rc, 1);
   memset(&opts, 0, sizeof(opts));
   opts.workers = 1;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_uint_eq(tandem_pool_workers(pool), 1);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  s->tandem = &t;
+  fixture_open(&f, &opts);
+  ck_assert_uint_eq(tandem_pool_workers(f.pool), 1);
+  s->tandem = &f.tandem;
   s->loop_thread = uv_thread_self();
   s->child.data = s;
 
   for (i = 0; i < 64; i++) {
     s->reqs[i].data = s;
     ck_assert_int_eq(
-        tandem_queue_work(&t, &s->reqs[i], solo_work_cb, solo_after_cb), 0);
+        tandem_queue_work(&f.tandem, &s->reqs[i], solo_work_cb, solo_after_cb),
+        0);
     s->queued++;
   }
-  ck_assert(run_until(&loop, solo_done, s, 20000));
+  ck_assert(run_until(&f.loop, solo_done, s, 20000));
 
   ck_assert_int_eq(atomic_load(&s->child_rc), 0);
   ck_assert_int_eq(atomic_load(&s->child_ran), 1);
@@ -480,8 +456,7 @@ START_TEST(test_pool_with_one_worker) {
   ck_assert_int_eq(s->other_threads, 0);
   ck_assert(!uv_thread_equal(&s->worker, &s->loop_thread));
 
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   uv_mutex_destroy(&s->mutex);
   free(s);
 }
@@ -506,9 +481,8 @@ static void nice_work_cb(tandem_work_t *req) {
 START_TEST(test_worker_nice_lowers_workers_priority) {
   tandem_options_t opts;
   tandem_pool_t *pool;
+  fixture_t f;
   tandem_work_t req;
-  uv_loop_t loop;
-  tandem_t t;
   int before;
 
   before = thread_nice();
@@ -517,17 +491,14 @@ START_TEST(test_worker_nice_lowers_workers_priority) {
   opts.worker_nice = 40;
   ck_assert_int_eq(tandem_pool_new(&pool, &opts), UV_EINVAL);
   opts.worker_nice = 3;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, &opts);
   memset(&req, 0, sizeof(req));
   nice_seen = -100;
-  ck_assert_int_eq(tandem_queue_work(&t, &req, nice_work_cb, NULL), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_queue_work(&f.tandem, &req, nice_work_cb, NULL), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(nice_seen, before + 3 > 19 ? 19 : before + 3);
   ck_assert_int_eq(thread_nice(), before);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -610,35 +581,30 @@ END_TEST
 START_TEST(test_pool_with_more_workers_than_stats_slots) {
   tandem_options_t opts;
   tandem_stats_t stats;
-  tandem_pool_t *pool;
+  fixture_t f;
   uint64_t sum;
-  uv_loop_t loop;
   stream_t *s;
-  tandem_t t;
   unsigned i;
 
   s = malloc(sizeof(*s));
   ck_assert_ptr_nonnull(s);
   memset(&opts, 0, sizeof(opts));
   opts.workers = TANDEM_STATS_MAX_WORKERS + 6;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_uint_eq(tandem_pool_workers(pool), TANDEM_STATS_MAX_WORKERS + 6);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, &opts);
+  ck_assert_uint_eq(tandem_pool_workers(f.pool), TANDEM_STATS_MAX_WORKERS + 6);
 
-  stream_start(s, &loop, &t, 2000);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  stream_start(s, &f.loop, &f.tandem, 2000);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   assert_stream_done(s);
 
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &stats), 0);
   ck_assert_uint_eq(stats.workers, TANDEM_STATS_MAX_WORKERS + 6);
   sum = 0;
   for (i = 0; i < TANDEM_STATS_MAX_WORKERS; i++)
     sum += stats.worker[i].jobs;
   ck_assert_uint_le(sum, stats.total.jobs);
 
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   free(s);
 }
 END_TEST
@@ -653,39 +619,35 @@ END_TEST
 START_TEST(test_pool_stats_count_jobs) {
   tandem_options_t opts;
   tandem_stats_t stats;
-  tandem_pool_t *pool;
+  fixture_t f;
   stats_wait_t w;
   uint64_t jobs;
   uint64_t steals;
   uint64_t injected;
   uint64_t depth;
-  uv_loop_t loop;
   stream_t *s;
-  tandem_t t;
   unsigned i;
 
   s = malloc(sizeof(*s));
   ck_assert_ptr_nonnull(s);
   memset(&opts, 0, sizeof(opts));
   opts.workers = 2;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  fixture_open(&f, &opts);
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &stats), 0);
   ck_assert_uint_eq(stats.workers, 2);
   ck_assert_uint_eq(stats.total.jobs, 0);
   ck_assert_uint_eq(stats.cancelled, 0);
 
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  stream_start(s, &loop, &t, STATS_JOBS);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  stream_start(s, &f.loop, &f.tandem, STATS_JOBS);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   assert_stream_done(s);
 
-  w.pool = pool;
+  w.pool = f.pool;
   w.jobs = STATS_JOBS;
-  ck_assert_msg(run_until(&loop, stats_reached, &w, 5000),
+  ck_assert_msg(run_until(&f.loop, stats_reached, &w, 5000),
                 "stats count fewer jobs than ran");
 
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &stats), 0);
   ck_assert_uint_eq(stats.workers, 2);
   ck_assert_uint_ge(stats.total.jobs, STATS_JOBS);
   ck_assert_uint_eq(stats.cancelled, 0);
@@ -705,8 +667,7 @@ START_TEST(test_pool_stats_count_jobs) {
   /* Jobs from the loop thread enter through the injection queue. */
   ck_assert_uint_ge(stats.total.injected + stats.total.steals, 1);
 
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   free(s);
 }
 END_TEST
@@ -732,10 +693,8 @@ START_TEST(test_pool_stats_inject_depth_and_cancelled) {
   tandem_options_t opts;
   tandem_stats_t stats;
   tandem_work_t *reqs;
-  tandem_pool_t *pool;
+  fixture_t f;
   worker_gate_t gate;
-  uv_loop_t loop;
-  tandem_t t;
   int cancel_errors;
   int called;
   int i;
@@ -744,18 +703,17 @@ START_TEST(test_pool_stats_inject_depth_and_cancelled) {
   ck_assert_ptr_nonnull(reqs);
   memset(&opts, 0, sizeof(opts));
   opts.workers = 2;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  ck_assert_int_eq(worker_gate_block(&gate, &t), 0);
+  fixture_open(&f, &opts);
+  ck_assert_int_eq(worker_gate_block(&gate, &f.tandem), 0);
 
   called = 0;
   for (i = 0; i < DEPTH_JOBS; i++) {
     reqs[i].data = &called;
     ck_assert_int_eq(
-        tandem_queue_work(&t, &reqs[i], depth_work_cb, depth_after_cb), 0);
+        tandem_queue_work(&f.tandem, &reqs[i], depth_work_cb, depth_after_cb),
+        0);
   }
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &stats), 0);
   ck_assert_uint_eq(stats.inject_depth, DEPTH_JOBS);
   ck_assert_uint_eq(stats.cancelled, 0);
 
@@ -764,7 +722,7 @@ START_TEST(test_pool_stats_inject_depth_and_cancelled) {
     if (tandem_cancel(&reqs[i]) != 0)
       cancel_errors++;
   ck_assert_int_eq(cancel_errors, 0);
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &stats), 0);
   ck_assert_uint_eq(stats.cancelled, DEPTH_JOBS / 2);
   ck_assert_msg(stats.inject_depth == DEPTH_JOBS / 2,
                 "inject_depth %llu with %d jobs waiting: cancelled jobs "
@@ -772,14 +730,13 @@ START_TEST(test_pool_stats_inject_depth_and_cancelled) {
                 (unsigned long long)stats.inject_depth, DEPTH_JOBS / 2);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   ck_assert_int_eq(called, DEPTH_JOBS);
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &stats), 0);
   ck_assert_uint_eq(stats.inject_depth, 0);
 
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   free(reqs);
 }
 END_TEST
@@ -824,22 +781,18 @@ static void watchdog_main(void *arg) {
  * run once the workers are free. */
 START_TEST(test_more_jobs_than_injection_slots) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
+  fixture_t f;
   worker_gate_t gate;
   watchdog_t wd;
-  uv_loop_t loop;
   stream_t *s;
-  tandem_t t;
 
   s = malloc(sizeof(*s));
   ck_assert_ptr_nonnull(s);
   memset(&opts, 0, sizeof(opts));
   opts.workers = 2;
   opts.queue_size = 4;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  ck_assert_int_eq(worker_gate_block(&gate, &t), 0);
+  fixture_open(&f, &opts);
+  ck_assert_int_eq(worker_gate_block(&gate, &f.tandem), 0);
 
   /* If queueing blocks, a watchdog frees the workers so the test fails
    * with a message instead of timing out. */
@@ -850,7 +803,7 @@ START_TEST(test_more_jobs_than_injection_slots) {
   ck_assert_int_eq(uv_cond_init(&wd.cond), 0);
   ck_assert_int_eq(uv_thread_create(&wd.thread, watchdog_main, &wd), 0);
 
-  stream_start(s, &loop, &t, OVERFLOW_JOBS);
+  stream_start(s, &f.loop, &f.tandem, OVERFLOW_JOBS);
 
   uv_mutex_lock(&wd.mutex);
   wd.done = 1;
@@ -862,19 +815,18 @@ START_TEST(test_more_jobs_than_injection_slots) {
   ck_assert_uint_eq(s->queued, OVERFLOW_JOBS);
 
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   assert_stream_done(s);
   worker_gate_destroy(&gate);
   uv_cond_destroy(&wd.cond);
   uv_mutex_destroy(&wd.mutex);
 
   /* Then a long stream through the 4 slots. */
-  stream_start(s, &loop, &t, 20000);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  stream_start(s, &f.loop, &f.tandem, 20000);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   assert_stream_done(s);
 
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   free(s);
 }
 END_TEST
@@ -920,11 +872,9 @@ static int feeder_done(void *arg) {
 START_TEST(test_no_spinning_loses_no_wakeup) {
   tandem_options_t opts;
   tandem_stats_t stats;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
+  fixture_t fx;
   feeder_t *f;
   stream_t *s;
-  tandem_t t;
   int i;
 
   s = malloc(sizeof(*s));
@@ -935,29 +885,26 @@ START_TEST(test_no_spinning_loses_no_wakeup) {
   opts.workers = 2;
   opts.worker_spin_us = -1;
   opts.loop_spin_us = -1;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&fx, &opts);
 
   /* One job at a time, so every job finds the workers asleep. */
   for (i = 0; i < 200; i++) {
-    stream_start(s, &loop, &t, 1);
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    stream_start(s, &fx.loop, &fx.tandem, 1);
+    ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
     assert_stream_done(s);
   }
 
-  f->tandem = &t;
+  f->tandem = &fx.tandem;
   atomic_init(&f->ran, 0);
   ck_assert_int_eq(uv_thread_create(&f->thread, feeder_main, f), 0);
-  ck_assert(run_until(&loop, feeder_done, f, 10000));
+  ck_assert(run_until(&fx.loop, feeder_done, f, 10000));
   ck_assert_int_eq(uv_thread_join(&f->thread), 0);
   ck_assert_int_eq(f->queue_errors, 0);
 
-  ck_assert_int_eq(tandem_pool_stats(pool, &stats), 0);
+  ck_assert_int_eq(tandem_pool_stats(fx.pool, &stats), 0);
   ck_assert_uint_ge(stats.total.parks, 1);
 
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&fx);
   free(f);
   free(s);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -59,8 +60,7 @@ struct producer_s {
 };
 
 typedef struct million_s {
-  uv_loop_t loop;
-  tandem_t tandem;
+  fixture_t f;
   uv_thread_t loop_thread;
   atomic_uchar *ran;     /* per job id: work callbacks run */
   unsigned char *called; /* per job id: after callbacks run */
@@ -94,7 +94,7 @@ static void million_after_cb(tandem_work_t *req, int status) {
     m->off_loop_thread++;
   if (status != 0)
     m->bad_status++;
-  if (req->tandem != &m->tandem)
+  if (req->tandem != &m->f.tandem)
     m->bad_handle++;
   m->called[job->id]++;
   m->done++;
@@ -107,7 +107,7 @@ static void million_after_cb(tandem_work_t *req, int status) {
 
   if (m->next_loop_id < LOOP_JOBS) {
     job->id = m->next_loop_id++;
-    if (tandem_queue_work(&m->tandem, &job->req, million_work_cb,
+    if (tandem_queue_work(&m->f.tandem, &job->req, million_work_cb,
                           million_after_cb) != 0)
       m->requeue_errors++;
   }
@@ -148,7 +148,6 @@ static int million_all_done(void *arg) {
  * thread, with status 0. */
 START_TEST(test_million_jobs_from_loop_and_four_threads) {
   producer_t *producers;
-  tandem_pool_t *pool;
   million_t *m;
   uint32_t i;
   uint32_t j;
@@ -168,22 +167,20 @@ START_TEST(test_million_jobs_from_loop_and_four_threads) {
   ck_assert_ptr_nonnull(m->loop_jobs);
   ck_assert_ptr_nonnull(producers);
 
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&m->loop), 0);
-  ck_assert_int_eq(tandem_init(&m->loop, &m->tandem, pool), 0);
+  fixture_open(&m->f, NULL);
   m->loop_thread = uv_thread_self();
 
   /* Count errors: each ck_assert that passes writes to Check's pipe. */
   for (i = 0; i < LOOP_INFLIGHT; i++) {
     m->loop_jobs[i].id = m->next_loop_id++;
-    if (tandem_queue_work(&m->tandem, &m->loop_jobs[i].req, million_work_cb,
+    if (tandem_queue_work(&m->f.tandem, &m->loop_jobs[i].req, million_work_cb,
                           million_after_cb) != 0)
       m->requeue_errors++;
   }
   ck_assert_uint_eq(m->requeue_errors, 0);
 
   for (i = 0; i < PRODUCERS; i++) {
-    producers[i].tandem = &m->tandem;
+    producers[i].tandem = &m->f.tandem;
     producers[i].first_id = LOOP_JOBS + i * THREAD_JOBS;
     for (j = 0; j < THREAD_BATCH; j++)
       producers[i].jobs[j].owner = &producers[i];
@@ -193,7 +190,7 @@ START_TEST(test_million_jobs_from_loop_and_four_threads) {
         0);
   }
 
-  held = run_until(&m->loop, million_all_done, m, 50000);
+  held = run_until(&m->f.loop, million_all_done, m, 50000);
 
   for (i = 0; i < PRODUCERS; i++) {
     ck_assert_int_eq(uv_thread_join(&producers[i].thread), 0);
@@ -220,10 +217,7 @@ START_TEST(test_million_jobs_from_loop_and_four_threads) {
   ck_assert_msg(bad_called == 0, "%u jobs not called back exactly once",
                 bad_called);
 
-  tandem_close(&m->tandem, NULL);
-  ck_assert_int_eq(uv_run(&m->loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&m->loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&m->f);
 
   free(producers);
   free(m->loop_jobs);
@@ -248,8 +242,7 @@ typedef struct nest_job_s {
 } nest_job_t;
 
 struct nest_s {
-  uv_loop_t loop;
-  tandem_t tandem;
+  fixture_t f;
   uv_thread_t loop_thread;
   nest_job_t parent;
   nest_job_t children[CHILDREN];
@@ -291,8 +284,8 @@ static void nest_child_work_cb(tandem_work_t *req) {
   atomic_fetch_add(&job->nest->ran, 1);
   for (i = 0; i < GRANDCHILDREN; i++) {
     g = &job->nest->grandchildren[job->index * GRANDCHILDREN + i];
-    if (tandem_queue_work(&job->nest->tandem, &g->req, nest_grandchild_work_cb,
-                          nest_after_cb) != 0)
+    if (tandem_queue_work(&job->nest->f.tandem, &g->req,
+                          nest_grandchild_work_cb, nest_after_cb) != 0)
       atomic_fetch_add(&job->nest->queue_errors, 1);
   }
 }
@@ -304,7 +297,7 @@ static void nest_parent_work_cb(tandem_work_t *req) {
   job = container_of(req, nest_job_t, req);
   atomic_fetch_add(&job->nest->ran, 1);
   for (i = 0; i < CHILDREN; i++) {
-    if (tandem_queue_work(&job->nest->tandem, &job->nest->children[i].req,
+    if (tandem_queue_work(&job->nest->f.tandem, &job->nest->children[i].req,
                           nest_child_work_cb, nest_after_cb) != 0)
       atomic_fetch_add(&job->nest->queue_errors, 1);
   }
@@ -320,7 +313,6 @@ static int nest_all_called(void *arg) {
 /* A job queues 8 jobs from its work callback, each of which queues 4 more:
  * all 41 complete, called back on the loop thread with status 0. */
 START_TEST(test_jobs_queued_from_worker_complete) {
-  tandem_pool_t *pool;
   unsigned total;
   unsigned i;
   nest_t *n;
@@ -336,15 +328,13 @@ START_TEST(test_jobs_queued_from_worker_complete) {
   for (i = 0; i < CHILDREN * GRANDCHILDREN; i++)
     n->grandchildren[i].nest = n;
 
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&n->loop), 0);
-  ck_assert_int_eq(tandem_init(&n->loop, &n->tandem, pool), 0);
+  fixture_open(&n->f, NULL);
   n->loop_thread = uv_thread_self();
 
-  ck_assert_int_eq(tandem_queue_work(&n->tandem, &n->parent.req,
+  ck_assert_int_eq(tandem_queue_work(&n->f.tandem, &n->parent.req,
                                      nest_parent_work_cb, nest_after_cb),
                    0);
-  ck_assert(run_until(&n->loop, nest_all_called, n, 10000));
+  ck_assert(run_until(&n->f.loop, nest_all_called, n, 10000));
 
   ck_assert_uint_eq(atomic_load(&n->queue_errors), 0);
   ck_assert_uint_eq(atomic_load(&n->ran), total);
@@ -352,10 +342,7 @@ START_TEST(test_jobs_queued_from_worker_complete) {
   ck_assert_uint_eq(n->off_loop_thread, 0);
   ck_assert_uint_eq(n->bad_status, 0);
 
-  tandem_close(&n->tandem, NULL);
-  ck_assert_int_eq(uv_run(&n->loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&n->loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&n->f);
   free(n);
 }
 END_TEST
@@ -398,33 +385,27 @@ static void requeue_after_cb(tandem_work_t *req, int status) {
 /* One request queued 1,000 times in a row, each time from its own after
  * callback: uv_run() keeps going until the last one is called back. */
 START_TEST(test_request_requeued_from_its_after_callback) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   requeue_t r;
 
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, NULL);
 
   memset(&r, 0, sizeof(r));
-  r.tandem = &t;
+  r.tandem = &f.tandem;
   r.req.data = &r;
   ck_assert_int_eq(
-      tandem_queue_work(&t, &r.req, requeue_work_cb, requeue_after_cb), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      tandem_queue_work(&f.tandem, &r.req, requeue_work_cb, requeue_after_cb),
+      0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_int_eq(r.requeue_error, 0);
   ck_assert_uint_eq(r.called, REQUEUES);
   ck_assert_uint_eq(atomic_load(&r.ran), REQUEUES);
   ck_assert_uint_eq(r.bad_status, 0);
   ck_assert_ptr_eq(r.req.data, &r);
-  ck_assert_ptr_eq(r.req.tandem, &t);
+  ck_assert_ptr_eq(r.req.tandem, &f.tandem);
 
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -465,61 +446,48 @@ static void alive_after_cb(tandem_work_t *req, int status) {
 /* uv_run(UV_RUN_DEFAULT) returns only once every job queued from the loop
  * thread has been called back, then the loop is no longer alive. */
 START_TEST(test_run_returns_after_every_loop_job_is_called_back) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   alive_t *a;
   unsigned i;
 
   a = calloc(1, sizeof(*a));
   ck_assert_ptr_nonnull(a);
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, NULL);
   a->loop_thread = uv_thread_self();
 
   for (i = 0; i < LOOP_BATCH; i++) {
     a->reqs[i].data = a;
-    ck_assert_int_eq(
-        tandem_queue_work(&t, &a->reqs[i], alive_work_cb, alive_after_cb), 0);
+    ck_assert_int_eq(tandem_queue_work(&f.tandem, &a->reqs[i], alive_work_cb,
+                                       alive_after_cb),
+                     0);
   }
-  ck_assert(uv_loop_alive(&loop));
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert(uv_loop_alive(&f.loop));
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_uint_eq(a->called, LOOP_BATCH);
   ck_assert_uint_eq(atomic_load(&a->ran), LOOP_BATCH);
   ck_assert_uint_eq(a->bad_status, 0);
   ck_assert_uint_eq(atomic_load(&a->on_loop_thread), 0);
-  ck_assert(!uv_loop_alive(&loop));
+  ck_assert(!uv_loop_alive(&f.loop));
 
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   free(a);
 }
 END_TEST
 
 /* An idle tandem_t does not keep uv_run() alive: it returns at once. */
 START_TEST(test_idle_tandem_does_not_keep_loop_alive) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
 
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  ck_assert_ptr_eq(t.loop, &loop);
-  ck_assert_ptr_eq(t.pool, pool);
+  fixture_open(&f, NULL);
+  ck_assert_ptr_eq(f.tandem.loop, &f.loop);
+  ck_assert_ptr_eq(f.tandem.pool, f.pool);
 
-  ck_assert(!uv_loop_alive(&loop));
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_ONCE), 0);
+  ck_assert(!uv_loop_alive(&f.loop));
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_ONCE), 0);
 
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -555,40 +523,34 @@ END_TEST
 /* after_cb may be NULL: the job still runs, and still keeps uv_run() alive
  * until it has completed. */
 START_TEST(test_null_after_callback_runs_work) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   alive_t *a;
   unsigned i;
 
   a = calloc(1, sizeof(*a));
   ck_assert_ptr_nonnull(a);
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, NULL);
   a->loop_thread = uv_thread_self();
 
   for (i = 0; i < LOOP_BATCH; i++) {
     a->reqs[i].data = a;
-    ck_assert_int_eq(tandem_queue_work(&t, &a->reqs[i], alive_work_cb, NULL),
-                     0);
+    ck_assert_int_eq(
+        tandem_queue_work(&f.tandem, &a->reqs[i], alive_work_cb, NULL), 0);
   }
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(atomic_load(&a->ran), LOOP_BATCH);
-  ck_assert(!uv_loop_alive(&loop));
+  ck_assert(!uv_loop_alive(&f.loop));
 
   /* Completed, so each request can be queued again. */
   for (i = 0; i < LOOP_BATCH; i++)
-    ck_assert_int_eq(
-        tandem_queue_work(&t, &a->reqs[i], alive_work_cb, alive_after_cb), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(tandem_queue_work(&f.tandem, &a->reqs[i], alive_work_cb,
+                                       alive_after_cb),
+                     0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(a->called, LOOP_BATCH);
   ck_assert_uint_eq(atomic_load(&a->ran), 2 * LOOP_BATCH);
 
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   free(a);
 }
 END_TEST
@@ -649,43 +611,36 @@ static int all_freed(void *arg) {
  * library touches it no more (ASan checks), whoever queued it. */
 START_TEST(test_request_freed_in_its_after_callback) {
   owned_producer_t producer;
-  tandem_pool_t *pool;
+  fixture_t f;
   uv_thread_t thread;
-  uv_loop_t loop;
-  tandem_t t;
   owned_t *o;
   int errors;
   int i;
 
   freed = 0;
   atomic_store(&freed_ran, 0);
-  ck_assert_int_eq(tandem_pool_new(&pool, NULL), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, NULL);
 
-  producer.tandem = &t;
+  producer.tandem = &f.tandem;
   producer.queue_errors = 0;
   ck_assert_int_eq(uv_thread_create(&thread, owned_producer_main, &producer),
                    0);
   errors = 0;
   for (i = 0; i < FREED; i++) {
     o = calloc(1, sizeof(*o));
-    if (o == NULL ||
-        tandem_queue_work(&t, &o->req, owned_work_cb, owned_after_cb) != 0) {
+    if (o == NULL || tandem_queue_work(&f.tandem, &o->req, owned_work_cb,
+                                       owned_after_cb) != 0) {
       free(o);
       errors++;
     }
   }
   ck_assert_int_eq(errors, 0);
-  ck_assert(run_until(&loop, all_freed, NULL, 10000));
+  ck_assert(run_until(&f.loop, all_freed, NULL, 10000));
   ck_assert_int_eq(uv_thread_join(&thread), 0);
   ck_assert_int_eq(producer.queue_errors, 0);
   ck_assert_uint_eq(atomic_load(&freed_ran), 2 * FREED);
 
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -756,9 +711,7 @@ static void chain_b_after_cb(tandem_work_t *req, int status) {
  * delays the after callbacks of the jobs before it. */
 START_TEST(test_after_callback_not_held_back_by_next_job) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   chain_t c;
 
   memset(&c, 0, sizeof(c));
@@ -772,16 +725,14 @@ START_TEST(test_after_callback_not_held_back_by_next_job) {
   memset(&opts, 0, sizeof(opts));
   opts.workers = 1;
   opts.loop_spin_us = -1; /* the loop sleeps in epoll: it must be woken */
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, &opts);
 
   ck_assert_int_eq(
-      tandem_queue_work(&t, &c.a, chain_a_work_cb, chain_a_after_cb), 0);
+      tandem_queue_work(&f.tandem, &c.a, chain_a_work_cb, chain_a_after_cb), 0);
   ck_assert_int_eq(
-      tandem_queue_work(&t, &c.b, chain_b_work_cb, chain_b_after_cb), 0);
+      tandem_queue_work(&f.tandem, &c.b, chain_b_work_cb, chain_b_after_cb), 0);
   uv_sem_post(&c.b_queued);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
 
   ck_assert_msg(!atomic_load(&c.b_timed_out),
                 "A's after callback did not run while B was running");
@@ -790,10 +741,7 @@ START_TEST(test_after_callback_not_held_back_by_next_job) {
   ck_assert_int_eq(c.b_called, 1);
   ck_assert_int_eq(c.b_status, 0);
 
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   uv_sem_destroy(&c.b_queued);
   uv_cond_destroy(&c.cond);
   uv_mutex_destroy(&c.mutex);
