@@ -188,10 +188,11 @@ typedef struct tandem_stats_s {
   uint64_t inject_depth;       /**< items waiting in the injection queue
                                     now */
   uint64_t cancelled;          /**< jobs cancelled before they started */
-  /** Times a loop began to stream.  Streams: a loop polling completions of
-   * cheap jobs faster than one per 300 ns, with more in flight than workers,
-   * is the bottleneck; while it streams, a worker on its CPU rests and the
-   * others trail its jobs. */
+  /** Times a loop began to stream.  A loop streams while its jobs are so
+   * cheap that the loop thread, not the workers, limits their rate (many
+   * more in flight than workers, completions coming faster than the loop
+   * can take them); meanwhile a worker on its CPU rests and the others
+   * trail its jobs. */
   uint64_t streams;
   unsigned streaming;          /**< loops streaming now */
   tandem_worker_stats_t total; /**< sum over every worker */
@@ -242,15 +243,25 @@ struct tandem_s {
                               called back, plus a closing bit; atomic */
   unsigned loop_pending_;  /* queued from the loop thread (these keep
                               uv_run alive); loop thread only */
-  unsigned flags_;         /* loop thread only */
+  unsigned flags_;         /* closing, closed, ref, draining, kick; loop
+                              thread only */
   unsigned handles_open_;  /* loop thread only */
-  unsigned batch_votes_;   /* drains in a row that wanted batching; loop
-                              thread only */
-  uint64_t last_activity_; /* loop thread only */
-  uint64_t last_busy_;     /* loop thread only */
-  uint64_t last_drain_;    /* loop thread only */
-  uint64_t gap_ns_;        /* ns between completions, averaged; loop
-                              thread only */
+  unsigned mode_;          /* sleep, poll, batch or stream
+                              (src/loop_mode.h); loop thread only */
+  unsigned stream_slot_;   /* its slot in the pool while it streams
+                              (src/stream.h); loop thread only */
+  struct tandem_mode_state_s { /* the mode's history (src/loop_mode.h);
+                                  loop thread only */
+    uint64_t last_activity;
+    uint64_t last_busy;
+    uint64_t last_drain;
+    uint64_t gap_ns;
+    unsigned ask_max;
+    unsigned char votes;
+    unsigned char held;
+    unsigned char forced;
+    unsigned char spare;
+  } mode_state_;
   /* Written by workers on every completion: a cache line of its own. */
   char pad0_[64];
   void *done_; /* completion stack head; atomic */
@@ -264,7 +275,8 @@ struct tandem_s {
   tandem_pool_t *pool_;    /* = pool */
   const void *thread_tag_; /* identifies the loop's thread (loop.c) */
   int wake_fd_;            /* an eventfd any thread writes to wake the loop */
-  char pad2_[64 - 3 * sizeof(unsigned) - 2 * sizeof(void *)];
+  unsigned streaming_;     /* its loop streams (src/stream.h); atomic */
+  char pad2_[64 - 4 * sizeof(unsigned) - 2 * sizeof(void *)];
   void *reserved_[4];
   /** \endcond */
 };
@@ -400,7 +412,7 @@ struct tandem_group_s {
   /* private */
   tandem_pool_t *pool_;
   int pending_; /* atomic: spawned and not finished */
-  int waiting_;
+  int spare_;   /* unused: room for a field without changing the size */
   void *reserved_[2];
   /** \endcond */
 };

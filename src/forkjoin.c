@@ -6,13 +6,18 @@
  * its own deque: no allocation.  The spawner then either takes the frame
  * back (nobody stole it: run it inline) or, if a thief has it, helps --
  * runs items from its own deque and steals from others -- until the frame
- * is marked done.  A waiting worker never sleeps, so a pool of one worker
- * cannot deadlock, and it does not take from the injection queue while it
- * waits, so a long unrelated job cannot stall a join.
+ * is marked done.  It does not take from the injection queue while it
+ * waits, so a long unrelated job cannot stall a join.  A pool of one
+ * worker cannot deadlock: nothing can be stolen from it.  A waiter that
+ * found nothing to help with for HELP_SLEEP_AFTER looks sleeps (idle.c,
+ * tdm_idle_wait_zero) until the thief finishes or work appears, so a long
+ * stolen half does not cost a spinning core.
  *
  * From any other thread, work is submitted to the pool as a group (through
- * the injection queue) and the thread blocks on the pool's group_done
- * event count until the group's count of unfinished tasks reaches zero.
+ * the injection queue) and the thread sleeps the same way until the
+ * group's count of unfinished tasks reaches zero.  Waiters sleep on the
+ * slot of the pool's parking lot their group or frame hashes to: the end
+ * of one group wakes only the waiters in its slot, not every waiter.
  */
 #include "pool.h"
 
@@ -20,11 +25,13 @@
 #include <stddef.h>
 
 #define HELP_YIELD_EVERY 256
+#define HELP_SLEEP_AFTER 4096 /* fruitless looks before a waiter sleeps */
 
 /* ------------------------------------------------------------- helping */
 
-/* Worker: runs other work until *count is zero. */
-static void help_until_zero(tdm_worker_t *w, const uint32_t *count) {
+/* Worker: runs other work until *count (the count of `key`) is zero. */
+static void help_until_zero(tdm_worker_t *w, const void *key,
+                            const uint32_t *count) {
   unsigned idle = 0;
 
   /* Acquire: whatever the finished work wrote is visible after. */
@@ -33,10 +40,14 @@ static void help_until_zero(tdm_worker_t *w, const uint32_t *count) {
       idle = 0;
       continue;
     }
-    if (++idle % HELP_YIELD_EVERY == 0)
+    if (++idle >= HELP_SLEEP_AFTER) {
+      tdm_idle_wait_zero(&w->pool->idle, key, count, true);
+      idle = 0;
+    } else if (idle % HELP_YIELD_EVERY == 0) {
       sched_yield();
-    else
+    } else {
       tdm_pause();
+    }
   }
 }
 
@@ -66,7 +77,6 @@ int tandem_group_init(tandem_group_t *g, tandem_pool_t *pool) {
   if (err != 0)
     return err;
   g->pending_ = 0;
-  g->waiting_ = 0;
   return 0;
 }
 
@@ -82,11 +92,13 @@ static void group_task_run(tdm_frame_t *f) {
   task =
       (tandem_task_t *)(void *)((char *)f - offsetof(tandem_task_t, reserved_));
   g = task->group_;
-  pool = g->pool_; /* read before the decrement: g may be gone after it */
+  /* Read before the decrement: g may be gone after it.  Only its address
+   * is used afterwards, to find its slot in the pool's lot. */
+  pool = g->pool_;
   task->fn_(task);
   /* Release: the waiter that sees 0 sees everything the task wrote. */
   if (tdm_faa_u32((uint32_t *)&g->pending_, (uint32_t)-1) == 1)
-    tdm_parker_wake(&pool->group_done);
+    tdm_idle_finished(&pool->idle, g);
 }
 
 int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
@@ -113,7 +125,6 @@ int tandem_group_spawn(tandem_group_t *g, tandem_task_t *task,
 
 int tandem_group_wait(tandem_group_t *g) {
   tdm_worker_t *w;
-  uint32_t snap;
 
   if (g == NULL || g->pool_ == NULL)
     return UV_EINVAL;
@@ -121,17 +132,14 @@ int tandem_group_wait(tandem_group_t *g) {
     return UV_ESRCH; /* its tasks were left in the parent */
   w = tandem__self;
   if (w != NULL && w->pool == g->pool_) {
-    help_until_zero(w, (uint32_t *)&g->pending_);
+    help_until_zero(w, g, (uint32_t *)&g->pending_);
     return 0;
   }
-  /* Not a worker of this pool: block.  Snapshot before the re-check, so a
-   * wake between the two is not lost. */
-  for (;;) {
-    snap = tdm_parker_snapshot(&g->pool_->group_done);
-    if (tdm_load_acq_u32((uint32_t *)&g->pending_) == 0)
-      return 0;
-    tdm_parker_wait(&g->pool_->group_done, snap);
-  }
+  /* Not a worker of this pool: sleep until the last task ends. */
+  while (tdm_load_acq_u32((uint32_t *)&g->pending_) != 0)
+    tdm_idle_wait_zero(&g->pool_->idle, g, (uint32_t *)&g->pending_,
+                       false);
+  return 0;
 }
 
 /* ----------------------------------------------------------------- join */
@@ -143,12 +151,16 @@ typedef struct join_frame_s {
   uint32_t pending; /* 1 until fn has returned */
 } join_frame_t;
 
+/* Runs on the worker that stole the frame (frames live on deques only). */
 static void join_frame_run(tdm_frame_t *f) {
   join_frame_t *jf = (join_frame_t *)f;
+  tdm_idle_t *idle = &tandem__self->pool->idle;
 
   jf->fn(jf->arg);
-  /* Release, and the last touch: the frame lives on the joiner's stack. */
+  /* Release, and the last touch of the frame: it lives on the joiner's
+   * stack.  The wake-up uses only its address and the pool's lot. */
   tdm_store_rel_u32(&jf->pending, 0);
+  tdm_idle_finished(idle, jf);
 }
 
 typedef struct call_task_s {
@@ -208,7 +220,7 @@ void tandem_join(void (*a)(void *), void *a_arg, void (*b)(void *),
     b(b_arg);
     return;
   }
-  help_until_zero(w, &jf.pending);
+  help_until_zero(w, &jf, &jf.pending);
 }
 
 /* --------------------------------------------------------- parallel_for */

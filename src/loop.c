@@ -1,45 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * loop.c: the loop side -- tandem_t handles, queueing and cancelling
- * requests, and the completion stack that brings results home.
+ * requests, and the completion stack that brings results home.  This file
+ * is the mechanism; when the loop sleeps, polls, batches or streams is
+ * loop_mode.c's to decide.
  *
  * Completions.  Each tandem_t has an intrusive lock-free stack (done_) of
  * finished requests: any thread pushes with a CAS, the loop thread takes
  * the whole stack with one swap and runs the after callbacks oldest first.
  * A pusher that finds the stack empty wakes the loop by writing to its
- * eventfd (wake_loop), watched by a uv_poll handle, unless the loop is
- * polling (polling_), so there is one write per batch, not per job.
+ * eventfd (wake_loop), watched by a uv_poll handle, unless polling_ says
+ * the loop looks anyway, so there is one write per batch, not per job.
  * (ck_stack_push_mpmc does not report the empty to non-empty edge, and its
  * inline asm is invisible to TSan: hence these few lines on atomic.h.)
  *
- * Polling.  While a small batch of jobs from the loop thread is in flight
- * (no more than there are workers), the loop polls the stack from a uv_idle
- * handle for up to loop_spin_ns after the last activity instead of
- * sleeping in epoll: a round trip then costs no wake-up of the loop thread.
- * So does a busy loop, to which completions keep coming at BUSY_RATE per
- * microsecond or more: it would not sleep anyway, and polling spares the
- * workers their eventfd writes.  Otherwise (a few long jobs) the loop
- * sleeps, leaves the CPUs to the workers, and completions come home by
- * the eventfd.  Stopping is a Dekker pair with the pusher: polling_ = P_WAKE,
- * full fence, re-check the stack; the pusher's CAS is a full barrier before
- * it reads polling_.
- *
- * Batching.  A loop with a deep backlog of its own jobs (enough to keep
- * the workers busy for BATCH_BACKLOG_NS at the rate they complete) needs
- * no prompt wake-up: it sets polling_ and drains from a timer every
- * BATCH_TICK_MS.  On a small machine every wake-up of the loop thread
- * interrupts a worker's job (on the 2-core VM: ~15k wake-ups a second at
- * 10 us jobs, a third of a CPU); a tick costs one per millisecond.
- * Leaving batching is stop_polling's Dekker pair again.
- *
- * Streams.  A polling loop whose completions come less than STREAM_GAP_NS
- * apart, with more jobs in flight than workers, runs jobs that cost about
- * as much as queueing them: the loop thread is the bottleneck.  It then
- * counts itself in the pool's busy loops (throttle): a worker on the
- * loop's CPU rests, and the others trail the ring's newest job by `lag`
- * (pool.c, throttled() and ring_ready()), so that the loop does not stall
- * on cache lines a worker has just taken from under it.  On the 2-core VM
- * this took empty jobs at W=1024 from 10-14 to 18-28 million a second.
+ * Modes.  At each event that may change its mode (a submit from the loop
+ * thread, a wake-up, a turn of the idle handle or the timer, the last job
+ * done, the steps of closing) the loop samples what it sees and asks
+ * tdm_mode_next() (loop_mode.h); set_mode() then applies the answer:
+ *   SLEEP   idle handle and timer stopped; polling_ = P_WAKE: pushers wake
+ *           the loop.  While wake_cb drains it says P_AWAKE, and looks
+ *           again before it sleeps.
+ *   POLL    the idle handle drains; polling_ = P_AWAKE: nobody wakes us.
+ *   STREAM  POLL, and the pool counts the loop busy
+ *           (tandem__pool_stream_begin/_end), trailing its jobs by
+ *           a lag (tandem__pool_stream_lag after each drain,
+ *           tandem__pool_stream_release at its end).
+ *   BATCH   the timer drains each TDM_BATCH_TICK_MS; polling_ = P_TIMER:
+ *           only a cancel wakes the loop, the rest waits for the tick.
+ * Going back to SLEEP is a Dekker pair with the pusher (resume_wakeups):
+ * polling_ = P_WAKE, full fence, re-check the stack; the pusher's CAS is a
+ * full barrier before it reads polling_.
  *
  * Counting.  Jobs queued from the loop thread are counted in loop_pending_
  * (plain: only the loop thread touches it); jobs from other threads in
@@ -54,6 +45,8 @@
  */
 #include "pool.h"
 
+#include "loop_mode.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -61,14 +54,11 @@
 #include <unistd.h>
 
 enum {
-  F_CLOSING = 1,   /* tandem_close() called */
-  F_CLOSED = 2,    /* its handles are being closed */
-  F_POLLING = 4,   /* the idle handle is running */
-  F_REF = 8,       /* the wake handle keeps the loop alive */
-  F_DRAINING = 16, /* running after callbacks: submits defer their wake */
-  F_KICK = 32,     /* a deferred submit is waiting for tandem__pool_kick */
-  F_BATCHING = 64, /* the timer drains completions; no eventfd wake-ups */
-  F_THROTTLE = 128 /* counted in the pool's busy_loops */
+  F_CLOSING = 1,  /* tandem_close() called */
+  F_CLOSED = 2,   /* its handles are being closed */
+  F_REF = 4,      /* the wake handle keeps the loop alive */
+  F_DRAINING = 8, /* running after callbacks: submits defer their wake */
+  F_KICK = 16     /* a deferred submit is waiting for tandem__pool_kick */
 };
 
 /* Values of polling_: may a pusher skip waking the loop? */
@@ -77,29 +67,6 @@ enum {
   P_AWAKE = 1, /* yes: the loop polls, or is draining, and looks again */
   P_TIMER = 2  /* yes, but for a cancel: the timer drains within a tick */
 };
-
-#define KICK_EVERY 64 /* after callbacks between deferred wake-ups */
-#define BUSY_RATE 1   /* completions per microsecond that make a loop busy */
-/* A loop whose own jobs in flight would keep the workers busy for
- * BATCH_BACKLOG_NS or more (at the rate they have been completing), and
- * number at least BATCH_MIN_JOBS, drains them every BATCH_TICK_MS from a
- * timer instead of being woken per batch: on a small machine each wake-up
- * of the loop thread costs a worker tens of microseconds of its CPU.  A
- * completion then waits at most one tick, a fraction of the time a newly
- * queued job waits behind that backlog anyway. */
-#define BATCH_MIN_JOBS 64
-#define BATCH_BACKLOG_NS 4000000
-#define BATCH_TICK_MS 1
-/* Wake-ups in a row that must find such a backlog before batching starts:
- * a worker that stalled for a while looks like slow jobs once. */
-#define BATCH_VOTES 8
-#define GAP_GROWTH 4 /* see is_busy() */
-/* Streams (stream_mode): completions less than STREAM_GAP_NS apart on
- * average; workers then trail the ring's newest job by an eighth of the
- * jobs in flight, between LAG_MIN and LAG_MAX. */
-#define STREAM_GAP_NS 300
-#define LAG_MIN 4
-#define LAG_MAX 128
 
 /* Workers write done_'s line and read polling_'s; neither may share a line
  * with the fields around them, however the caller aligns the handle. */
@@ -111,10 +78,12 @@ _Static_assert(offsetof(tandem_t, done_) - offsetof(tandem_t, pad0_) == 64 &&
                        64,
                "tandem_t's worker lines must stay 64 bytes apart");
 
-/* Any thread: wakes t's loop.  An eventfd write, not uv_async_send():
- * libuv 1.44's loop spins, then sched_yield()s, while a sender is between
- * the two halves of uv_async_send(), so a worker preempted inside it (by
- * the very loop thread it woke) held up the loop for a time slice. */
+/* Any thread: wakes t's loop.  An eventfd write, not uv_async_send(), for
+ * libuv <= 1.44, whose loop spins, then sched_yield()s, while a sender is
+ * between the two halves of uv_async_send(), so a worker preempted inside
+ * it (by the very loop thread it woke) held up the loop for a time slice.
+ * libuv 1.45 removed that loop-side spin (libuv#3879); Debian 12 ships
+ * 1.44. */
 static void wake_loop(tandem_t *t) {
   uint64_t one = 1;
   ssize_t r;
@@ -149,14 +118,9 @@ static void update_ref(tandem_t *t) {
   }
 }
 
-static void idle_cb(uv_idle_t *handle);
-
-static void start_polling(tandem_t *t) {
-  if (t->flags_ & F_POLLING)
-    return;
-  t->flags_ |= F_POLLING;
-  tdm_store_u32(&t->polling_, P_AWAKE);
-  uv_idle_start(&t->idle_, idle_cb);
+static bool nothing_in_flight(const tandem_t *t) {
+  return t->loop_pending_ == 0 &&
+         (tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) == 0;
 }
 
 /* Loop thread: pushers wake the loop again from here on. */
@@ -169,103 +133,92 @@ static void resume_wakeups(tandem_t *t) {
     wake_loop(t);
 }
 
-/* Loop thread: polling for a stream of completions, this loop keeps a core
- * busy; the pool rests a worker meanwhile (tandem__pool_loop_busy). */
-static void throttle(tandem_t *t, bool on) {
-  if (on == !!(t->flags_ & F_THROTTLE))
-    return;
-  t->flags_ ^= F_THROTTLE;
-  tandem__pool_loop_busy(t->pool, on);
+static bool mode_polls(tdm_mode_t mode) {
+  return mode == TDM_MODE_POLL || mode == TDM_MODE_STREAM;
 }
 
-/* Loop thread, in a stream: how far behind the newest job workers should
- * trail (tandem__pool_set_lag): an eighth of our jobs in flight, up to
- * LAG_MAX, none for a few. */
-static void advertise_lag(tandem_t *t) {
-  unsigned lag = t->loop_pending_ / 8;
-
-  if (lag > LAG_MAX)
-    lag = LAG_MAX;
-  if (lag < LAG_MIN)
-    lag = 0;
-  tandem__pool_set_lag(t->pool, lag);
+/* What pushers are told in each mode (SLEEP: see resume_wakeups). */
+static unsigned mode_pushers(tdm_mode_t mode) {
+  if (mode == TDM_MODE_BATCH)
+    return P_TIMER;
+  return mode_polls(mode) ? P_AWAKE : P_WAKE;
 }
 
-/* Loop thread, polling, after a drain: is this a stream -- completions
- * on average less than STREAM_GAP_NS apart (twice that to leave: no
- * flapping), more jobs in flight than workers?  Then the loop thread is
- * the bottleneck and keeps a core busy, so the pool rests a worker and
- * trails the stream (advertise_lag).  Slower jobs, or a few in flight (a
- * round trip), keep every worker ready. */
-static void stream_mode(tandem_t *t) {
-  uint64_t gap = t->flags_ & F_THROTTLE ? 2 * STREAM_GAP_NS : STREAM_GAP_NS;
-  bool on = t->loop_pending_ > t->pool->nworkers && t->gap_ns_ < gap &&
-            !(t->flags_ & F_CLOSING);
-
-  if (on)
-    advertise_lag(t); /* first: it also tells the pool our CPU */
-  throttle(t, on);
-}
-
-static void stop_polling(tandem_t *t) {
-  if (!(t->flags_ & F_POLLING))
-    return;
-  throttle(t, false);
-  t->flags_ &= ~F_POLLING;
-  uv_idle_stop(&t->idle_);
-  if (t->flags_ & F_BATCHING) /* the timer still drains */
-    tdm_store_u32(&t->polling_, P_TIMER);
-  else
-    resume_wakeups(t);
-}
-
+static void idle_cb(uv_idle_t *handle);
 static void timer_cb(uv_timer_t *handle);
 
-/* Loop thread: should completions be drained by the timer?  gap_ns_ is
- * the average time between completions over recent drains. */
-static bool want_batching(const tandem_t *t) {
-  return !(t->flags_ & F_CLOSING) && t->loop_pending_ >= BATCH_MIN_JOBS &&
-         (uint64_t)t->loop_pending_ * t->gap_ns_ >= BATCH_BACKLOG_NS;
-}
+/* Loop thread: puts t in mode `to` (the header comment says what each
+ * holds); `drained` if completions were just called back. */
+static void set_mode(tandem_t *t, tdm_mode_t to, bool drained) {
+  tdm_mode_t from = (tdm_mode_t)t->mode_;
 
-static void start_batching(tandem_t *t) {
-  t->batch_votes_ = 0;
-  if (t->flags_ & F_BATCHING)
+  if (to != from && from == TDM_MODE_STREAM)
+    tandem__pool_stream_end(t);
+  if (to != from && to == TDM_MODE_STREAM)
+    tandem__pool_stream_begin(t);
+  /* After each drain in a stream: how far to trail, and our CPU. */
+  if (to == TDM_MODE_STREAM && (drained || from != TDM_MODE_STREAM))
+    tandem__pool_stream_lag(t, tdm_mode_lag(t->loop_pending_));
+  if (to == from)
     return;
-  t->flags_ |= F_BATCHING;
-  if (!(t->flags_ & F_POLLING)) /* else the idle handle drains, for now */
-    tdm_store_u32(&t->polling_, P_TIMER);
-  uv_timer_start(&t->timer_, timer_cb, BATCH_TICK_MS, BATCH_TICK_MS);
-}
-
-static void stop_batching(tandem_t *t) {
-  if (!(t->flags_ & F_BATCHING))
-    return;
-  t->flags_ &= ~F_BATCHING;
-  uv_timer_stop(&t->timer_);
-  if (!(t->flags_ & F_POLLING)) /* else the idle handle still drains */
+  t->mode_ = to;
+  if (mode_polls(from) && !mode_polls(to))
+    uv_idle_stop(&t->idle_);
+  else if (!mode_polls(from) && mode_polls(to))
+    uv_idle_start(&t->idle_, idle_cb);
+  if (from == TDM_MODE_BATCH)
+    uv_timer_stop(&t->timer_);
+  else if (to == TDM_MODE_BATCH)
+    uv_timer_start(&t->timer_, timer_cb, TDM_BATCH_TICK_MS, TDM_BATCH_TICK_MS);
+  if (to == TDM_MODE_SLEEP)
     resume_wakeups(t);
+  else if (mode_pushers(from) != mode_pushers(to))
+    tdm_store_u32(&t->polling_, mode_pushers(to));
 }
 
-static bool nothing_in_flight(const tandem_t *t) {
-  return t->loop_pending_ == 0 &&
-         (tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT) == 0;
+/* Loop thread: what tdm_mode_next() looks at, but for the clock and the
+ * machine (sample_clock) and the wake-up's own fields. */
+static void sample(const tandem_t *t, tdm_mode_event_t event, unsigned drained,
+                   tdm_mode_sample_t *s) {
+  memset(s, 0, sizeof(*s));
+  s->event = event;
+  s->mode = (tdm_mode_t)t->mode_;
+  s->drained = drained;
+  s->pending = t->loop_pending_;
+  s->workers = t->pool->nworkers;
+  s->spin_ns = t->pool->loop_spin_ns;
+  s->closing = (t->flags_ & F_CLOSING) != 0;
 }
 
-static bool want_polling(const tandem_t *t, uint64_t now) {
-  if (t->flags_ & F_CLOSING) /* only waiting for senders to leave */
-    return nothing_in_flight(t);
-  if (tandem__pool_contended(t->pool))
-    return false;
-  /* Busy: completions keep coming in large batches, so the loop thread
-   * has no time to sleep anyway; polling spares every worker an eventfd
-   * write (a syscall). */
-  if (now - t->last_busy_ < t->pool->loop_spin_ns)
-    return true;
-  /* A few jobs in flight: the next completion is near. */
-  if (t->loop_pending_ == 0 || t->loop_pending_ > t->pool->nworkers)
-    return false;
-  return now - t->last_activity_ < t->pool->loop_spin_ns;
+static void sample_clock(const tandem_t *t, tdm_mode_sample_t *s) {
+  s->now = uv_hrtime();
+  s->contended = tandem__pool_contended(t->pool);
+  s->foreign = tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT;
+}
+
+static void decide(tandem_t *t, const tdm_mode_sample_t *s) {
+  set_mode(t, tdm_mode_next(&t->mode_state_, s), s->drained != 0);
+}
+
+/* Loop thread: an event that needs no clock (the last job done, closing). */
+static void decide_on(tandem_t *t, tdm_mode_event_t event) {
+  tdm_mode_sample_t s;
+
+  sample(t, event, 0, &s);
+  decide(t, &s);
+}
+
+/* Loop thread: a turn of a handle that drained n completions. */
+static void decide_turn(tandem_t *t, tdm_mode_event_t event, unsigned n) {
+  tdm_mode_sample_t s;
+
+  sample(t, event, n, &s);
+  sample_clock(t, &s);
+  decide(t, &s);
+}
+
+void tandem__loop_force_mode(tandem_t *t, int mode) {
+  tdm_mode_force(&t->mode_state_, mode);
 }
 
 /* ---------------------------------------------------------- completion */
@@ -335,11 +288,26 @@ static void kick(tandem_t *t) {
   }
 }
 
+/* Loop thread: takes every completion so far, oldest first. */
+static tandem_work_t *take_all(tandem_t *t) {
+  tandem_work_t *req;
+  tandem_work_t *prev;
+  tandem_work_t *next;
+
+  /* The swap acquires everything the pushers published. */
+  req = tdm_fas_ptr(&t->done_, NULL);
+  for (prev = NULL; req != NULL; req = next) { /* newest first: reverse */
+    next = req->next_;
+    req->next_ = prev;
+    prev = req;
+  }
+  return prev;
+}
+
 /* Loop thread: runs the after callbacks of everything completed so far.
  * Returns how many. */
 static unsigned drain(tandem_t *t) {
   tandem_work_t *req;
-  tandem_work_t *prev;
   tandem_work_t *next;
   tandem_after_work_cb after;
   unsigned n;
@@ -347,19 +315,13 @@ static unsigned drain(tandem_t *t) {
   int status;
   int from_loop;
 
-  /* The swap acquires everything the pushers published. */
-  req = tdm_fas_ptr(&t->done_, NULL);
+  req = take_all(t);
   if (req == NULL)
     return 0;
-  for (prev = NULL; req != NULL; req = next) { /* newest first: reverse */
-    next = req->next_;
-    req->next_ = prev;
-    prev = req;
-  }
   n = 0;
   ext = 0;
   t->flags_ |= F_DRAINING;
-  for (req = prev; req != NULL; req = next) {
+  for (; req != NULL; req = next) {
     next = req->next_;
     status = req->status_;
     after = req->after_cb_;
@@ -371,20 +333,19 @@ static unsigned drain(tandem_t *t) {
     /* req is the caller's again: not touched below. */
     if (from_loop) {
       if (--t->loop_pending_ == 0) {
-        /* uv_run() may return now, before the idle handle runs again:
-         * the pool must not stay throttled for a loop that is gone. */
-        throttle(t, false);
+        /* uv_run() may return now, before the idle handle runs again. */
+        decide_on(t, TDM_EV_EMPTY);
         update_ref(t);
       }
     } else {
       ext++;
     }
-    if (++n % KICK_EVERY == 0)
+    if (++n % TDM_KICK_EVERY == 0)
       kick(t);
   }
   t->flags_ &= ~F_DRAINING;
-  if (t->flags_ & F_THROTTLE)
-    tandem__pool_release_lag(t->pool);
+  if (t->mode_ == TDM_MODE_STREAM)
+    tandem__pool_stream_release(t);
   kick(t);
   /* One atomic for the batch: a lock-prefixed op per job would wait for
    * every store the after callbacks left in flight. */
@@ -427,12 +388,11 @@ static void maybe_finish_close(tandem_t *t) {
   if (!nothing_in_flight(t))
     return;
   if (senders_busy(t)) {
-    start_polling(t); /* a matter of nanoseconds: poll until they leave */
+    decide_on(t, TDM_EV_SENDERS); /* poll until they leave */
     return;
   }
   t->flags_ |= F_CLOSED;
-  stop_batching(t);
-  stop_polling(t);
+  decide_on(t, TDM_EV_CLOSED);
   uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
   uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
   uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
@@ -466,41 +426,38 @@ static bool inherited_stop(tandem_t *t) {
 
 /* ------------------------------------------------------------ handles */
 
-/* Loop thread, after draining n > 0 completions at `now`: were they
- * coming in at a rate of BUSY_RATE per microsecond or more since the last
- * drain?  Such a loop has no time to sleep: it polls (want_polling).  The
- * size of a batch alone says nothing: a loop that slept long finds a large
- * one even when jobs are slow. */
-static bool is_busy(tandem_t *t, unsigned n, uint64_t now) {
-  uint64_t limit;
-  uint64_t gap;
-  bool busy;
+/* Loop thread: woken while asleep (SLEEP). */
+static void wake_asleep(tandem_t *t) {
+  tdm_mode_sample_t s;
+  unsigned woke_pending;
+  uint64_t woke_ring;
+  unsigned rounds;
+  unsigned n;
+  unsigned total;
 
-  busy = (uint64_t)n * 1000 >= BUSY_RATE * (now - t->last_drain_);
-  /* A quiet spell before this drain says little about the rate: one
-   * sample counts for at most GAP_GROWTH times the average (or a
-   * microsecond), so a slow stream takes a few drains to be believed,
-   * and one hiccup of a fast one does not start batching. */
-  gap = (now - t->last_drain_) / n;
-  limit = t->gap_ns_ * GAP_GROWTH;
-  if (limit < 1000)
-    limit = 1000;
-  if (gap > limit)
-    gap = limit;
-  t->gap_ns_ = (t->gap_ns_ + gap) / 2;
-  t->last_drain_ = now;
-  if (busy)
-    t->last_busy_ = now;
-  return busy;
+  /* Completions that arrive while we drain need no wake-up of their own:
+   * polling_ says we are awake, and we look again before we sleep (a few
+   * rounds at most; then a self-send hands over to the next iteration). */
+  tdm_store_u32(&t->polling_, P_AWAKE);
+  woke_pending = t->loop_pending_;
+  woke_ring = tdm_inject_size(&t->pool->inject);
+  total = 0;
+  for (rounds = 0; rounds < 4 && (n = drain(t)) != 0; rounds++)
+    total += n;
+  if (!(t->flags_ & F_CLOSED)) {
+    sample(t, TDM_EV_WAKE, total, &s);
+    s.woke_pending = woke_pending;
+    s.woke_ring = woke_ring;
+    sample_clock(t, &s);
+    decide(t, &s);
+    if (t->mode_ == TDM_MODE_SLEEP) /* still: end our P_AWAKE */
+      resume_wakeups(t);
+  }
 }
 
 static void wake_cb(uv_poll_t *handle, int status, int events) {
   tandem_t *t = handle->data;
-  unsigned rounds;
-  unsigned n;
-  unsigned total;
   uint64_t count;
-  bool starved;
 
   (void)status;
   (void)events;
@@ -509,37 +466,10 @@ static void wake_cb(uv_poll_t *handle, int status, int events) {
   /* Reset the eventfd before looking at the stack: a push after this
    * read is either seen below or writes it again. */
   (void)!read(t->wake_fd_, &count, sizeof(count));
-  if (t->flags_ & (F_POLLING | F_BATCHING)) {
-    drain(t); /* the idle handle or the timer runs the show */
-  } else {
-    /* Completions that arrive while we drain need no wake-up of their
-     * own: polling_ says we are awake, and we look again before we
-     * sleep (a few rounds at most; then a self-send hands over to the
-     * next loop iteration). */
-    tdm_store_u32(&t->polling_, P_AWAKE);
-    /* Starved: more of our jobs in flight than workers, yet none waits in
-     * the ring -- the workers are done before we are awake, so the loop
-     * thread is what limits them.  (Waking per batch, a loop of cheap
-     * jobs can measure under BUSY_RATE and never poll.) */
-    starved = t->loop_pending_ > t->pool->nworkers &&
-              tdm_inject_size(&t->pool->inject) == 0;
-    total = 0;
-    for (rounds = 0; rounds < 4 && (n = drain(t)) != 0; rounds++)
-      total += n;
-    if (total != 0 && (is_busy(t, total, uv_hrtime()) || starved) &&
-        t->pool->loop_spin_ns != 0 && !(t->flags_ & (F_POLLING | F_CLOSING)) &&
-        !tandem__pool_contended(t->pool)) {
-      start_polling(t); /* keeps polling_ at P_AWAKE */
-      stream_mode(t);
-    } else if (total != 0 && !(t->flags_ & F_POLLING) && want_batching(t) &&
-             ++t->batch_votes_ >= BATCH_VOTES)
-      start_batching(t); /* sets polling_ to P_TIMER */
-    else if (total != 0 && !want_batching(t))
-      t->batch_votes_ = 0;
-    /* Unless a callback started polling (or closed us) meanwhile. */
-    if (!(t->flags_ & (F_POLLING | F_BATCHING | F_CLOSED)))
-      resume_wakeups(t);
-  }
+  if (t->mode_ == TDM_MODE_SLEEP)
+    wake_asleep(t);
+  else
+    (void)drain(t); /* the idle handle or the timer runs the show */
   maybe_finish_close(t);
 }
 
@@ -550,32 +480,21 @@ static void timer_cb(uv_timer_t *handle) {
   if (inherited_stop(t))
     return;
   n = drain(t);
-  if (n != 0)
-    (void)is_busy(t, n, uv_hrtime());
-  if (!want_batching(t))
-    stop_batching(t);
+  if (!(t->flags_ & F_CLOSED))
+    decide_turn(t, TDM_EV_TICK, n);
   maybe_finish_close(t);
 }
 
 static void idle_cb(uv_idle_t *handle) {
   tandem_t *t = handle->data;
-  uint64_t now;
   unsigned n;
 
   if (inherited_stop(t))
     return;
   n = drain(t);
-  now = uv_hrtime();
-  if (n != 0) {
-    t->last_activity_ = now;
-    (void)is_busy(t, n, now);
-    stream_mode(t);
-  }
+  if (!(t->flags_ & F_CLOSED))
+    decide_turn(t, TDM_EV_IDLE, n);
   maybe_finish_close(t);
-  if (t->flags_ & F_CLOSED)
-    return;
-  if (!want_polling(t, now))
-    stop_polling(t);
 }
 
 /* --------------------------------------------------------------- API */
@@ -600,6 +519,8 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   data = t->data;
   memset(t, 0, sizeof(*t));
   t->data = data;
+  tdm_mode_init(&t->mode_state_); /* mode_: TDM_MODE_SLEEP */
+  t->stream_slot_ = TDM_NO_SLOT;
   t->loop = loop;
   t->pool = pool;
   t->pool_ = pool;
@@ -653,8 +574,7 @@ int tandem_close(tandem_t *t, tandem_close_cb cb) {
     close_inherited(t);
     return 0;
   }
-  stop_batching(t); /* what is left comes home promptly */
-  throttle(t, false); /* and every worker helps */
+  decide_on(t, TDM_EV_CLOSE); /* no batching, no stream */
   /* Full barrier: from here no submitter can be counted in; a worker that
    * claims one of our jobs sees closing_ and cancels it. */
   tdm_store_u32(&t->closing_, 1);
@@ -672,13 +592,29 @@ int tandem_queue_work(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
   return tandem__queue_work_with(t, req, work_cb, after_cb, NULL, NULL);
 }
 
+/* Counts a job in, unless the handle is closing (then returns false): on
+ * the loop thread in loop_pending_ (no atomics; its count comes after the
+ * request is QUEUED), elsewhere in inflight_ with its closing bit. */
+static bool count_in(tandem_t *t, bool from_loop) {
+  unsigned n;
+
+  if (from_loop)
+    return !(t->flags_ & F_CLOSING);
+  n = tdm_load_u32(&t->inflight_);
+  do {
+    if (n & TDM_CLOSING_BIT)
+      return false;
+  } while (!tdm_cas_u32(&t->inflight_, n, n + 1) &&
+           ((n = tdm_load_u32(&t->inflight_)), 1));
+  return true;
+}
+
 int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
                             tandem_work_cb work_cb,
                             tandem_after_work_cb after_cb,
                             void (*setup)(tandem_work_t *req, void *arg),
                             void *arg) {
   unsigned state;
-  unsigned n;
   int from_loop;
 
   if (t == NULL || req == NULL || work_cb == NULL || t->pool == NULL)
@@ -694,24 +630,10 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   /* Ours now: a refused concurrent submit cannot touch what we write. */
   if (setup != NULL)
     setup(req, arg);
-  /* Then count it in, unless the handle is closing: on the loop thread in
-   * loop_pending_ (no atomics), elsewhere in inflight_ with its closing
-   * bit. */
   from_loop = on_loop_thread(t);
-  if (from_loop) {
-    if (t->flags_ & F_CLOSING) {
-      tdm_store_u32(&req->state_, state);
-      return UV_ESHUTDOWN;
-    }
-  } else {
-    n = tdm_load_u32(&t->inflight_);
-    do {
-      if (n & TDM_CLOSING_BIT) {
-        tdm_store_u32(&req->state_, state);
-        return UV_ESHUTDOWN;
-      }
-    } while (!tdm_cas_u32(&t->inflight_, n, n + 1) &&
-             ((n = tdm_load_u32(&t->inflight_)), 1));
+  if (!count_in(t, from_loop)) {
+    tdm_store_u32(&req->state_, state);
+    return UV_ESHUTDOWN;
   }
 
   req->tandem = t;
@@ -726,11 +648,9 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   if (from_loop) {
     if (t->loop_pending_++ == 0)
       update_ref(t);
-    if (t->pool->loop_spin_ns != 0 && t->loop_pending_ <= t->pool->nworkers &&
-        !(t->flags_ & F_POLLING) && !tandem__pool_contended(t->pool)) {
-      t->last_activity_ = uv_hrtime();
-      start_polling(t);
-    }
+    /* Most submits cannot change the mode: ask_max says which can. */
+    if (t->loop_pending_ <= t->mode_state_.ask_max)
+      decide_turn(t, TDM_EV_SUBMIT, 0);
   }
   /* Publishes every field above (release in the deque or the ring).  From
    * inside drain() the wake-up waits for the batch: one fence, not one per

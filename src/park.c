@@ -51,12 +51,28 @@ static void fx_wake64(const struct ck_ec_ops *ops, const uint64_t *addr) {
   (void)addr;
 }
 
+/* ck_ec's policy, set explicitly (0 would mean its defaults: a
+ * 100-iteration busy wait before every sleep, then futex waits that time
+ * out after 2, 16, 128 and 1024 ms to look again).  The idle policy
+ * (idle.c) has already searched before a worker parks, so ck spins the
+ * least it can (1 look), and the timed waits do not grow: ck clamps a
+ * partial wait to one second, and after a second it waits with no
+ * deadline, so a parked worker looks once after 1 s and then sleeps until
+ * woken.  A wake-up never depends on these timeouts: the futex word is the
+ * event count itself. */
+#define BUSY_LOOP_ITER 1
+#define INITIAL_WAIT_NS UINT32_MAX /* clamped by ck to 1 s */
+
 static const struct ck_ec_ops futex_ops = {
     .gettime = fx_gettime,
     .wait32 = fx_wait32,
     .wait64 = fx_wait64,
     .wake32 = fx_wake32,
     .wake64 = fx_wake64,
+    .busy_loop_iter = BUSY_LOOP_ITER,
+    .initial_wait_ns = INITIAL_WAIT_NS,
+    .wait_scale_factor = 1,
+    .wait_shift_count = 0,
 };
 
 /* Several threads may wake one worker. */

@@ -5,6 +5,8 @@
  * for work, then waits only if the count has not moved since the snapshot,
  * so a wake-up between the re-check and the sleep is never lost.  Waking
  * costs a syscall only when the worker really sleeps (ck_ec's waiter flag).
+ * ck_ec's own busy wait and timed waits are set in park.c: one look, one
+ * futex wait that times out after a second, then one with no time-out.
  */
 #ifndef TANDEM_PARK_H
 #define TANDEM_PARK_H

@@ -29,56 +29,29 @@
  * then from the injection ring (FIFO), then from the overflow stack (items
  * that found the ring full; the taker moves them onto its deque), then
  * steals from other workers' deques (FIFO end), from a random victim on.
- * Submitting never blocks.  A submitter to the ring wakes a worker only if
- * no item is ahead of its own; a worker that takes an item with another
- * ready behind it wakes the next (except while a loop streams, below):
- * wake-ups follow the work.
+ * Submitting never blocks.
  *
- * Sleeping, with no lost wake-ups.  A worker that finds nothing becomes a
- * "spinner" (counted in nspinning) if it has just run something -- the
- * next job of a round trip is likely on its way -- or if fewer than
- * max_spinning spin, and keeps looking for worker_spin_ns; a worker woken
- * for work that another took looks for only 4 us.  A spinner calls
- * sched_yield() between looks -- at every look when the pool has as many
- * workers as the machine has cores -- so a runnable loop thread gets the
- * core at once instead of waiting out a time slice.  If a yield costs it the
- * core for over 500 us while more threads are runnable than the machine
- * has cores (other processes want them), nobody in the pool spins or polls
- * for 20 ms: spinning would only delay the threads we wait for.  Then it
- * parks on its own event count (park.c): snapshot, sleeping = 1,
- * nsleeping++ (a full barrier), re-check every queue, and only then wait
- * on the snapshot.  A
- * submitter publishes its item, issues a full fence, and wakes a worker
- * only if no worker is spinning and one sleeps; it first CASes nspinning
- * from 0 to 1 on the woken worker's behalf, so a burst of submissions wakes
- * one worker, not all.  A spinner that finds work leaves the spinning state
- * and, if it was the last spinner and more work is visible, wakes the next
- * worker: wake-ups propagate one at a time, only as far as work exists.
- *   The two sides are a Dekker pair.  Submitter: store item; fence; load
- * nspinning and nsleeping.  Worker: nspinning-- or nsleeping++ (each a full
- * barrier); load the queues.  In any interleaving, either the worker sees
- * the item or the submitter sees a worker it must wake (or one still
- * spinning, which will see the item after its own decrement).
+ * Idle workers.  Whether a worker that found nothing searches on, yields
+ * or parks, and which parked worker new work wakes, is decided in one
+ * place, idle.c, which also holds the proof that no wake-up is lost.  This
+ * file only reports to it: an item was found (tdm_idle_found), a look
+ * found nothing (tdm_idle_none), work was published and fenced
+ * (notify() -> tdm_idle_notify).  A submitter wakes a worker only if no
+ * item is ahead of its own in the ring; a worker that takes an item with
+ * another ready behind it notifies for the next (unless a loop streams,
+ * below): wake-ups follow the work, one at a time.
  *
- * Streams: resting and trailing.  While a loop thread polls a stream of
- * cheap jobs (loop.c, "Streams"; pool->busy_loops), it keeps a CPU busy,
- * and the loop, not the workers, limits the rate.  A worker that finds
- * itself on that CPU rests (throttled()): it takes only from its own
- * deque, never spins, parks even with work in the ring, and wake_one()
- * passes it over.  Going to rest it hands over: if work is visible it
- * notifies, so an eligible worker wakes.  Rest ends when the loop leaves
- * the stream -- at once when its jobs run out, else within loop_spin_ns
- * of its last completion, so even work stranded by a stale CPU number
- * waits no longer than that -- and the loop then calls notify() after the
- * full barrier of its busy_loops decrement.  The other workers trail the
- * stream (ring_ready()): they take from the ring only when `lag` items are
- * ready, or what the loop's last drain finished queueing (lag_release),
- * or after LAG_WAIT_NS.  This is only about when to take: an item is never
- * refused for good, and a worker with items waiting never parks.
+ * Streams: resting and trailing.  While a loop streams cheap jobs
+ * (loop_mode.c), its thread keeps a CPU busy and the loop, not the
+ * workers, limits the rate.  A worker on that CPU rests (idle.c: it takes
+ * only from its own deque, and wake-ups pass it over) until the stream
+ * ends; the others trail it (stream.c): they take from the ring in
+ * batches, behind the cells the loop is writing.  Both are per loop: each
+ * streaming loop has its own slot and its own CPU count.
  *
  * Why each ordering.  Ring and deque publication are release stores read
  * with acquire loads (deque.c, inject.c say where).  The store-load
- * hazards -- Chase-Lev's take, the submit/park pair above, and the
+ * hazards -- Chase-Lev's take, the submit/park pair (idle.c), and the
  * completion push before the loop's polling_ flag is read (the loop
  * clears it, fences, and looks at the stack again) -- are covered by full
  * fences or by CAS/FAS, which are full barriers.  The completion stack's CAS is
@@ -89,19 +62,33 @@
 #include "renice.h"
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 _Thread_local tdm_worker_t *tandem__self;
 
+/* The pool's often-written fields each on a cache line of their own: the
+ * idle word (every search and park), the handle counts (each foreign
+ * completion), the stream's lag (each drain of a streaming loop), the
+ * overflow stack, and the read-only fields every worker reads. */
+#define LINE(f) (offsetof(struct tandem_pool_s, f) / TDM_CACHELINE)
+_Static_assert(LINE(idle.counts) < LINE(nattached) &&
+                   LINE(nattached) < LINE(streaming) &&
+                   LINE(streaming.slot[TDM_STREAM_SLOTS - 1]) < LINE(overflow) &&
+                   LINE(overflow) < LINE(workers) &&
+                   LINE(idle.busy_on) < LINE(nattached),
+               "the pool's hot fields must not share cache lines");
+_Static_assert(offsetof(tdm_worker_t, sending_to) / TDM_CACHELINE !=
+                       offsetof(tdm_worker_t, search) / TDM_CACHELINE &&
+                   offsetof(tdm_worker_t, search) % TDM_CACHELINE == 0,
+               "a worker's shared and own lines must stay apart");
+
 #define DEFAULT_SPIN_US 50
 #define DEFAULT_QUEUE_SIZE 65536
 #define DEFAULT_STACK_SIZE (8u << 20)
 #define DEQUE_LOG2_CAPACITY 8
-#define YIELD_EVERY 64 /* spin iterations between sched_yield() calls */
-#define WOKEN_SPIN_NS (4 * 1000) /* a woken worker that finds nothing */
-#define LAG_WAIT_NS (100 * 1000) /* longest wait for `lag` ready items */
 
 /* ------------------------------------------------------------ counters */
 
@@ -120,85 +107,12 @@ static uint64_t xorshift(uint64_t *s) {
 
 /* ------------------------------------------------------------- waking */
 
-/* Should worker w rest?  A loop thread polling a stream of cheap jobs
- * (tandem__pool_loop_busy) keeps its CPU busy; a worker that the kernel
- * placed on that same CPU would only take turns with it -- and on a small
- * machine it holds up the stream while its peer on a free CPU idles -- so
- * it rests while another worker exists to take the work.  w->cpu is where
- * w last looked from (the kernel moves it on wake-up, to a free CPU). */
-static bool throttled(const tdm_worker_t *w) {
-  uint32_t cpu;
-
-  /* Relaxed loads: a hint.  A stale answer only rests or wakes a worker a
-   * little late; the barriers that prevent lost work are in park() and
-   * tandem__pool_loop_busy(). */
-  if (!w->pool->can_rest || tdm_load_u32(&w->pool->busy_loops) == 0)
-    return false;
-  cpu = tdm_load_u32(&w->cpu);
-  return cpu != UINT32_MAX && cpu == tdm_load_u32(&w->pool->busy_cpu);
-}
-
-/* Any thread: wakes one parked worker, handing it the spinning role the
- * caller already counted in nspinning.  Returns false if none sleeps;
- * *rested then tells whether it passed over a resting one. */
-static bool wake_one(tandem_pool_t *pool, bool *rested) {
-  unsigned start;
-  unsigned i;
-  tdm_worker_t *w;
-
-  *rested = false;
-  start = tdm_faa_u32(&pool->wake_cursor, 1);
-  for (i = 0; i < pool->nworkers; i++) {
-    w = &pool->workers[(start + i) % pool->nworkers];
-    if (tdm_load_u32(&w->sleeping) == 0)
-      continue;
-    if (throttled(w)) {
-      *rested = true;
-      continue;
-    }
-    if (!tdm_cas_u32(&w->sleeping, 1, 0))
-      continue;
-    tdm_faa_u32(&pool->nsleeping, (uint32_t)-1);
-    tdm_parker_wake(&w->parker);
-    return true;
-  }
-  return false;
-}
-
-static bool work_visible(tandem_pool_t *pool);
-
-/* Any thread, after publishing work and a full fence: makes sure some
- * worker will look for it.
- *   While we hold nspinning for a worker we have not found, other
- * submitters see a spinner and leave their items to it; so giving the
- * role back is the decrement of a spinner that stops, and like one
- * (stop_spinning) we look again if we were the last and work is visible
- * -- else an item pushed meanwhile waited with every worker asleep (found
- * by tests/model/park.pml).  Only when no sleeper was passed over for
- * resting: those are woken by the stream's end, and retrying for them
- * would spin. */
 static void notify(tandem_pool_t *pool) {
-  bool rested;
-
-  for (;;) {
-    if (tdm_load_u32(&pool->nspinning) != 0)
-      return; /* a spinner will find it */
-    if (tdm_load_u32(&pool->nsleeping) == 0)
-      return; /* everyone is busy and will look when done */
-    if (!tdm_cas_u32(&pool->nspinning, 0, 1))
-      return; /* someone else just became the spinner */
-    if (wake_one(pool, &rested))
-      return;
-    /* Full barrier, then the re-check. */
-    if (tdm_faa_u32(&pool->nspinning, (uint32_t)-1) != 1 || rested ||
-        !work_visible(pool))
-      return;
-    tdm_pause(); /* a sleeper is between its two counts: nearly there */
-  }
+  tdm_idle_notify(&pool->idle);
 }
 
-/* Is there anything a worker could take?  Racy: used only after a full
- * barrier, as the re-check half of the Dekker pairs above. */
+/* Is there anything a worker could take?  Racy: idle.c calls it only
+ * after a full barrier, as the re-check half of its Dekker pairs. */
 static bool work_visible(tandem_pool_t *pool) {
   unsigned i;
 
@@ -210,6 +124,15 @@ static bool work_visible(tandem_pool_t *pool) {
     if (tdm_deque_size(&pool->workers[i].dq) != 0)
       return true;
   return false;
+}
+
+/* tdm_has_work_fn for idle.c. */
+static bool has_work(void *ctx, unsigned worker, bool own_only) {
+  tandem_pool_t *pool = ctx;
+
+  if (own_only)
+    return tdm_deque_size(&pool->workers[worker].dq) != 0;
+  return work_visible(pool);
 }
 
 /* ------------------------------------------------------------ overflow */
@@ -297,32 +220,26 @@ void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
     notify(pool);
 }
 
-void tandem__pool_loop_busy(tandem_pool_t *pool, bool busy) {
-  /* Full barrier: a resting worker that parks after this sees the new
-   * count in its re-check, or is counted in nsleeping for notify(). */
-  if (tdm_faa_u32(&pool->busy_loops, busy ? 1 : (uint32_t)-1) == 1 && !busy)
-    tdm_store_u32(&pool->lag, 0);
-  if (busy)
-    tdm_faa_64(&pool->streams, 1);
-  if (!busy)
-    notify(pool);
+void tandem__pool_stream_begin(tandem_t *t) {
+  tandem_pool_t *pool = t->pool;
+
+  tdm_faa_64(&pool->streams, 1);
+  t->stream_slot_ = tdm_stream_begin(&pool->streaming, &pool->idle);
+  tdm_store_u32(&t->streaming_, 1);
 }
 
-void tandem__pool_set_lag(tandem_pool_t *pool, unsigned lag) {
-  uint32_t cpu = (uint32_t)tandem__thread_cpu();
-
-  /* Relaxed, and only when they change: hints that workers read on every
-   * turn (see throttled() and ring_ready()). */
-  if (tdm_load_u32(&pool->lag) != lag)
-    tdm_store_u32(&pool->lag, lag);
-  if (tdm_load_u32(&pool->busy_cpu) != cpu)
-    tdm_store_u32(&pool->busy_cpu, cpu);
+void tandem__pool_stream_lag(tandem_t *t, unsigned lag) {
+  tdm_stream_lag(&t->pool->streaming, &t->pool->idle, t->stream_slot_, lag);
 }
 
-void tandem__pool_release_lag(tandem_pool_t *pool) {
-  /* Release: the cells before enq are written (they are ours: the loop
-   * thread published them itself). */
-  tdm_store_rel_64(&pool->lag_release, tdm_load_64(&pool->inject.enq));
+void tandem__pool_stream_release(tandem_t *t) {
+  tdm_stream_release(&t->pool->streaming, &t->pool->inject, t->stream_slot_);
+}
+
+void tandem__pool_stream_end(tandem_t *t) {
+  tdm_store_u32(&t->streaming_, 0);
+  tdm_stream_end(&t->pool->streaming, &t->pool->idle, t->stream_slot_);
+  t->stream_slot_ = TDM_NO_SLOT;
 }
 
 void tandem__pool_kick(tandem_pool_t *pool) {
@@ -336,7 +253,7 @@ int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f) {
   err = tdm_deque_push_owner(&w->dq, (void *)((uintptr_t)f | TDM_ITEM_FRAME));
   if (err != 0)
     return err;
-  if (tdm_load_u32(&w->pool->nsleeping) != 0)
+  if (tdm_idle_sleepers(&w->pool->idle))
     notify(w->pool);
   return 0;
 }
@@ -397,54 +314,17 @@ static void *steal_any(tdm_worker_t *w) {
   return NULL;
 }
 
-/* Lag.  A busy loop thread that streams jobs into the ring writes each
- * cell just before a faster worker takes it: the cell's cache line then
- * crosses between their cores twice per job, and the loop -- the
- * bottleneck -- stalls on every one (measured on the 2-core VM: ~110 ns
- * per job against ~30 ns when the worker happens to trail by ~150 cells).
- * So while pool->lag is set (tandem__pool_set_lag), a worker takes from
- * the ring only once `lag` items are ready, and then takes that many
- * (its credit) without looking at the newest cells, so it reads lines
- * the loop has finished with.  Waiting is bounded by LAG_WAIT_NS: a
- * stream that slows down is still served. */
-static bool ring_ready(tdm_worker_t *w) {
-  uint64_t release;
-  uint64_t deq;
-  uint64_t now;
-  uint32_t lag;
+/* Does the loop that queued `item` stream?  Then it, not the workers,
+ * limits its jobs' rate: a worker that took one does not wake another for
+ * the ones behind it (measured: 10-20 % of a stream's rate with a worker
+ * at rest).  The item is the caller's now, so its handle is alive. */
+static bool owner_streams(void *item) {
+  tandem_t *t;
 
-  if (w->credit != 0)
-    return true;
-  lag = tdm_load_u32(&w->pool->lag);
-  if (lag == 0)
-    return true;
-  if (tdm_inject_ready_at(&w->pool->inject, lag)) {
-    w->credit = lag;
-    w->lag_since = 0;
-    return true;
-  }
-  /* Whatever the loop queued before the end of its last drain is
-   * finished with, however little. */
-  deq = tdm_load_64(&w->pool->inject.deq);
-  /* Acquire pairs with tandem__pool_release_lag(); pop_mc still checks each
-   * cell's seq, so this only decides when to look. */
-  release = tdm_load_acq_64(&w->pool->lag_release);
-  if ((int64_t)(release - deq) > 0) {
-    w->credit = (uint32_t)(release - deq);
-    w->lag_since = 0;
-    return true;
-  }
-  now = uv_hrtime();
-  if (w->lag_since == 0) {
-    w->lag_since = now;
+  if ((uintptr_t)item & TDM_ITEM_FRAME)
     return false;
-  }
-  if (now - w->lag_since < LAG_WAIT_NS)
-    return false;
-  /* Waited enough: the stream has dried up, take all there is. */
-  w->lag_since = 0;
-  w->credit = UINT32_MAX;
-  return true;
+  t = ((tandem_work_t *)item)->tandem;
+  return tdm_load_u32(&t->streaming_) != 0;
 }
 
 static void *find_work(tdm_worker_t *w, bool from_inject) {
@@ -455,21 +335,17 @@ static void *find_work(tdm_worker_t *w, bool from_inject) {
   if (item != NULL)
     return item;
   if (from_inject) {
-    if (ring_ready(w)) {
+    if (tdm_trail_ready(&w->pool->streaming, &w->pool->inject, &w->trail)) {
       item = tdm_inject_pop_mc(&w->pool->inject, &more);
       if (item == NULL)
-        w->credit = 0; /* ran dry: wait for `lag` again */
+        tdm_trail_dry(&w->trail); /* ran dry: wait for `lag` again */
     }
     if (item != NULL) {
-      if (w->credit != 0)
-        w->credit--;
+      tdm_trail_took(&w->trail);
       bump(&w->injected);
       /* More waiting behind it: make sure someone else comes too (the
-       * pop's CAS was a full barrier) -- unless a loop streams: then the
-       * loop thread is the bottleneck, more workers would not help, and
-       * with one at rest each notify() would cost two atomics for
-       * nothing (measured: 10-20 % of the stream's rate). */
-      if (more && tdm_load_u32(&w->pool->busy_loops) == 0)
+       * pop's CAS was a full barrier). */
+      if (more && !owner_streams(item))
         notify(w->pool);
       return item;
     }
@@ -490,169 +366,37 @@ bool tandem__pool_help_one(tdm_worker_t *w) {
   return true;
 }
 
-/* ---------------------------------------------------------- contention */
-
-void tandem__pool_note_contention(tandem_pool_t *pool, uint64_t now) {
-  tdm_store_64(&pool->contended_until, now + TDM_CONTENDED_NS);
-}
-
 bool tandem__pool_contended(tandem_pool_t *pool) {
-  return uv_hrtime() < tdm_load_64(&pool->contended_until);
+  return tdm_idle_contended(&pool->idle);
 }
 
 /* ------------------------------------------------------------- the loop */
 
-/* Leaves the spinning state after finding work: if we were the last
- * spinner and more work waits, pass the role on. */
-static void stop_spinning(tandem_pool_t *pool) {
-  if (tdm_faa_u32(&pool->nspinning, (uint32_t)-1) == 1 && work_visible(pool))
-    notify(pool);
-}
-
-static bool try_start_spinning(tandem_pool_t *pool) {
-  uint32_t n;
-
-  n = tdm_load_u32(&pool->nspinning);
-  while (n < pool->max_spinning) {
-    if (tdm_cas_u32(&pool->nspinning, n, n + 1))
-      return true;
-    n = tdm_load_u32(&pool->nspinning);
-  }
-  return false;
-}
-
-/* Sleeps until woken.  Returns true if a waker handed us the spinning
- * role (it counted us in nspinning). */
-static bool park(tdm_worker_t *w) {
-  tandem_pool_t *pool;
-  uint32_t snap;
-
-  pool = w->pool;
-  snap = tdm_parker_snapshot(&w->parker);
-  tdm_store_u32(&w->sleeping, 1);
-  tdm_faa_u32(&pool->nsleeping, 1); /* full barrier before the re-check */
-  if (!tdm_load_u32(&pool->stop) &&
-      (throttled(w) ? tdm_deque_size(&w->dq) == 0 : !work_visible(pool))) {
-    bump(&w->parks);
-    tdm_parker_wait(&w->parker, snap);
-  }
-  if (tdm_cas_u32(&w->sleeping, 1, 0)) {
-    /* Nobody woke us: we found work, or saw a stale wake-up. */
-    tdm_faa_u32(&pool->nsleeping, (uint32_t)-1);
-    return false;
-  }
-  bump(&w->wakeups);
-  return true;
-}
-
 static void worker_main(void *arg) {
-  tdm_worker_t *w;
-  tandem_pool_t *pool;
-  bool spinning;
-  bool hot;
-  bool rest;
-  uint64_t deadline;
-  uint64_t last;
-  uint64_t now;
-  unsigned iter;
+  tdm_worker_t *w = arg;
+  tandem_pool_t *pool = w->pool;
+  tdm_idle_t *idle = &pool->idle;
   void *item;
+  bool rest;
 
-  w = arg;
-  last = 0;
-  hot = false;
-  pool = w->pool;
   tandem__self = w;
   /* A hint only: a worker that cannot be reniced still works. */
   (void)tandem__thread_renice(pool->worker_nice);
-  spinning = false;
-  deadline = 0;
-  iter = 0;
   for (;;) {
-    if (tdm_load_u32(&pool->busy_loops) != 0)
-      tdm_store_u32(&w->cpu, (uint32_t)tandem__thread_cpu());
-    rest = throttled(w);
+    rest = tdm_idle_resting(idle, w->index);
     item = rest ? tdm_deque_take_owner(&w->dq) : find_work(w, true);
     if (item != NULL) {
-      if (spinning) {
-        spinning = false;
-        stop_spinning(pool);
-      }
+      tdm_idle_found(idle, &w->search);
       run_item(w, item);
-      hot = true;
-      continue;
-    }
-    if (tdm_load_u32(&pool->stop))
-      break;
-    if (rest) {
-      /* Hand the ring over to a worker that may take from it. */
-      if (spinning) {
-        spinning = false;
-        stop_spinning(pool);
-      } else if (work_visible(pool)) {
-        notify(pool);
-      }
-      hot = false;
-    }
-    /* A worker that just ran something is hot: the next job of a round
-     * trip is likely on its way, so it spins even if a freshly woken
-     * worker holds the spinner's place (else it would park and the next
-     * round would pay a futex wake-up). */
-    if (!spinning && !rest && pool->worker_spin_ns != 0 &&
-        !tandem__pool_contended(pool) &&
-        (hot ? (tdm_faa_u32(&pool->nspinning, 1), true)
-             : try_start_spinning(pool))) {
-      spinning = true;
-      last = uv_hrtime();
-      deadline = last + pool->worker_spin_ns;
-      iter = 0;
-    }
-    hot = false;
-    if (spinning) {
-      if (++iter % pool->yield_every != 0) {
-        tdm_pause();
-        continue;
-      }
-      sched_yield(); /* let a runnable loop thread have this core */
-      now = uv_hrtime();
-      if (now - last > TDM_GAP_NS &&
-          tandem__machine_busy(pool->ncpus, pool->nworkers)) {
-        /* We lost the core for a long while, and more threads are
-         * runnable than the cores and our own threads account for:
-         * others want the cores, and spinning only delays the threads we
-         * wait for.  (A gap alone may be our own busy loop thread.) */
-        tandem__pool_note_contention(pool, now);
-      } else if (now < deadline) {
-        last = now;
-        continue;
-      }
-      spinning = false;
-      /* Full barrier, then the park below re-checks every queue. */
-      tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
-    }
-    if (park(w)) {
-      /* Woken for work that someone else may take first: look briefly,
-       * then sleep again, so that on a small machine a woken worker does
-       * not compete for long with the loop thread and the worker that
-       * woke it.  A worker that just ran a job spins the full time. */
-      spinning = true;
-      last = uv_hrtime();
-      deadline =
-          last + (pool->worker_spin_ns < WOKEN_SPIN_NS ? pool->worker_spin_ns
-                                                       : WOKEN_SPIN_NS);
-      iter = 0;
+    } else if (!tdm_idle_none(idle, &w->search, w->index, rest)) {
+      break; /* the pool stops */
     }
   }
-  if (spinning)
-    tdm_faa_u32(&pool->nspinning, (uint32_t)-1);
+  tdm_idle_exit(idle, &w->search);
   tandem__self = NULL;
 }
 
 /* ---------------------------------------------------------- lifecycle */
-
-static unsigned online_cpus(void) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (unsigned)n : 1;
-}
 
 static uint64_t spin_ns(int us) {
   if (us < 0)
@@ -662,15 +406,8 @@ static uint64_t spin_ns(int us) {
 
 static void stop_workers(tandem_pool_t *pool, unsigned started) {
   unsigned i;
-  tdm_worker_t *w;
 
-  tdm_store_u32(&pool->stop, 1);
-  tdm_fence_sc();
-  for (i = 0; i < started; i++) {
-    w = &pool->workers[i];
-    tdm_store_u32(&w->sleeping, 0);
-    tdm_parker_wake(&w->parker);
-  }
+  tdm_idle_stop(&pool->idle, started);
   for (i = 0; i < started; i++)
     uv_thread_join(&pool->workers[i].thread);
 }
@@ -685,6 +422,7 @@ static void destroy(tandem_pool_t *pool) {
     if (pool->workers[i].dq.array != NULL)
       tdm_deque_destroy(&pool->workers[i].dq);
   free(pool->workers);
+  tdm_idle_destroy(&pool->idle);
   tdm_inject_destroy(&pool->inject);
   free(pool);
 }
@@ -728,24 +466,23 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   memset(pool, 0, sizeof(*pool));
   tandem__fork_watch();
   pool->gen = tdm_load_u32(&tandem__fork_gen);
-  pool->nworkers = opts->workers != 0 ? opts->workers : online_cpus();
-  pool->max_spinning = pool->nworkers / 2 != 0 ? pool->nworkers / 2 : 1;
-  /* With no core to spare for a loop thread, a spinner offers its core at
-   * every look for work: a runnable loop thread then gets it at once. */
-  pool->ncpus = online_cpus();
-  /* Resting needs another worker, and another CPU it may run on: in a
-   * process confined to one CPU, every worker shares the loop's. */
-  pool->can_rest = pool->nworkers >= 2 && tandem__usable_cpus() >= 2;
-  pool->yield_every = pool->nworkers >= pool->ncpus ? 1 : YIELD_EVERY;
-  pool->worker_spin_ns = spin_ns(opts->worker_spin_us);
+  /* The CPUs this process may use, not the machine's: in a cpuset or
+   * under taskset, more workers would only take turns. */
+  pool->nworkers =
+      opts->workers != 0 ? opts->workers : tandem__usable_cpus();
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
   pool->worker_nice = opts->worker_nice;
-  tdm_parker_init(&pool->group_done);
   err = tdm_inject_init(&pool->inject, opts->queue_size != 0
                                            ? opts->queue_size
                                            : DEFAULT_QUEUE_SIZE);
   if (err != 0) {
     free(pool);
+    return err;
+  }
+  err = tdm_idle_init(&pool->idle, pool->nworkers,
+                      spin_ns(opts->worker_spin_us), has_work, pool);
+  if (err != 0) {
+    destroy(pool);
     return err;
   }
   if (posix_memalign((void **)&pool->workers, TDM_CACHELINE,
@@ -758,9 +495,7 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
     w = &pool->workers[i];
     w->pool = pool;
     w->index = i;
-    w->cpu = UINT32_MAX;
     w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
-    tdm_parker_init(&w->parker);
     err = tdm_deque_init(&w->dq, DEQUE_LOG2_CAPACITY);
     if (err != 0) {
       destroy(pool);
@@ -818,14 +553,14 @@ int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out) {
   out->inject_depth = tdm_inject_live(&pool->inject);
   out->cancelled = tdm_load_64(&pool->cancelled);
   out->streams = tdm_load_64(&pool->streams);
-  out->streaming = tdm_load_u32(&pool->busy_loops);
+  out->streaming = tdm_load_u32(&pool->idle.streams);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[i];
     s.jobs = tdm_load_64(&w->jobs);
     s.steals = tdm_load_64(&w->steals);
     s.injected = tdm_load_64(&w->injected);
-    s.parks = tdm_load_64(&w->parks);
-    s.wakeups = tdm_load_64(&w->wakeups);
+    s.parks = tdm_load_64(&w->search.parks);
+    s.wakeups = tdm_load_64(&w->search.wakeups);
     s.depth = tdm_deque_size(&w->dq);
     add_stats(&out->total, &s);
     if (i < TANDEM_STATS_MAX_WORKERS)

@@ -13,7 +13,9 @@
 
 #include "atomic.h"
 #include "deque.h"
+#include "idle.h"
 #include "inject.h"
+#include "stream.h"
 #include "park.h"
 
 /* Items in deques and the injection queue are tandem_work_t pointers, or
@@ -62,55 +64,37 @@ typedef struct tdm_worker_s {
   tandem_pool_t *pool;
   unsigned index;
   uint64_t rng; /* victim selection, owner only */
-  uint32_t cpu;       /* CPU it last looked for work on, while a loop
-                         streams; UINT32_MAX: not known */
-  uint32_t credit;    /* ring items it may take without waiting (lag) */
-  uint64_t lag_since; /* when it began to wait for `lag` items, or 0 */
+  tdm_trail_t trail; /* how it trails streaming loops (stream.c) */
   uv_thread_t thread;
   /* Written by other threads: a line of their own. */
-  tdm_parker_t parker TDM_ALIGNED;
-  uint32_t sleeping;    /* 1 while parked; a waker CASes it to 0 */
-  tandem_t *sending_to; /* set while completing into a tandem_t */
-  /* Counters: written by the owner only, read by tandem_pool_stats. */
-  uint64_t jobs TDM_ALIGNED;
+  tandem_t *sending_to TDM_ALIGNED; /* set while completing into a tandem_t */
+  /* Owner only (read by tandem_pool_stats): its search state and
+   * counters. */
+  tdm_search_t search TDM_ALIGNED;
+  uint64_t jobs;
   uint64_t steals;
   uint64_t injected;
-  uint64_t parks;
-  uint64_t wakeups;
 } tdm_worker_t;
 
 struct tandem_pool_s {
-  tdm_inject_t inject;            /* cache-line aligned inside */
-  uint32_t nspinning TDM_ALIGNED; /* workers looking for work (or woken to) */
-  uint32_t nsleeping;             /* workers parked */
-  uint32_t stop;                  /* set once by tandem_pool_free */
-  uint32_t nattached;             /* tandem_t handles on this pool */
+  tdm_inject_t inject; /* cache-line aligned inside */
+  tdm_idle_t idle;     /* who searches, who sleeps (idle.c); aligned */
+  /* Written now and then by any thread: a line of their own. */
+  uint32_t nattached TDM_ALIGNED; /* tandem_t handles on this pool */
   uint32_t ext_senders;           /* non-worker threads completing a job */
-  uint32_t wake_cursor;
   uint64_t cancelled;
-  uint64_t contended_until;   /* no spinning or polling before then */
-  /* Loop threads polling because completions pour in: each keeps a core
-   * busy, so as many workers rest (see throttled() in pool.c). */
-  uint32_t busy_loops TDM_ALIGNED;
-  uint32_t lag; /* see ring_ready() in pool.c; 0: take items at once */
-  uint32_t busy_cpu; /* where a busy loop thread last ran (throttled()) */
-  uint64_t lag_release; /* ring position a busy loop's last drain reached */
-  uint64_t streams;     /* times a loop began to stream (stats) */
+  uint64_t streams; /* times a loop began to stream (stats) */
+  /* Written by streaming loops, read by workers taking from the ring. */
+  tdm_streams_t streaming; /* aligned inside */
   void *overflow TDM_ALIGNED; /* items that found the ring full: a
                                  Treiber stack, linked through the
                                  items themselves */
-  tdm_parker_t group_done;    /* moved when a group's last task ends */
   /* Read-only after creation. */
   tdm_worker_t *workers TDM_ALIGNED;
   unsigned nworkers;
-  unsigned max_spinning;
-  unsigned yield_every; /* spin iterations between sched_yield() */
-  unsigned ncpus;       /* online CPUs when the pool was made */
-  uint64_t worker_spin_ns;
   uint64_t loop_spin_ns;
   int worker_nice;
   int is_default;
-  int can_rest; /* workers may rest for a busy loop (throttled()) */
   uint32_t gen; /* tandem__fork_gen when made (fork.c) */
   tandem_pool_t *inherited_next; /* fork.c's list of inherited defaults */
 };
@@ -140,27 +124,27 @@ extern _Thread_local tdm_worker_t *tandem__self;
 
 /* Any thread.  Puts `item` in the pool: on the calling worker's own deque
  * when it belongs to `pool`, else (or if the deque cannot grow) in the
- * injection queue, waiting for room when it is full; then wakes a worker if
- * none is looking.  *cellp (may be NULL) gets the injection cell, or NULL
- * for a deque; `owner` (a tandem_t or NULL) is recorded with it so that
- * tandem_close() can take back its queued jobs.  With `defer`, an item that
- * goes to the injection queue wakes nobody: the caller promises a
- * tandem__pool_kick() soon (the loop thread does so once per batch of after
- * callbacks). */
+ * injection ring, or on the overflow stack when the ring is full --
+ * submitting never blocks; then notifies the idle policy.  *cellp (may be
+ * NULL) gets the injection cell, or NULL for a deque or the overflow
+ * stack; `owner` (a tandem_t or NULL) is recorded with it so that
+ * tandem_close() can take back its queued jobs.  With `defer`, an item
+ * that goes to the ring wakes nobody: the caller promises a
+ * tandem__pool_kick() soon (the loop thread does so once per batch of
+ * after callbacks). */
 void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
                          void **cellp, bool defer);
 
-/* Loop thread: its loop starts (busy true) or stops polling for a stream
- * of completions.  While n loops do, workers beyond ncpus - n rest. */
-void tandem__pool_loop_busy(tandem_pool_t *pool, bool busy);
-
-/* Loop thread, while its loop is busy: asks workers to trail the ring's
- * newest item by `lag` (0: not at all), and notes the loop thread's CPU. */
-void tandem__pool_set_lag(tandem_pool_t *pool, unsigned lag);
-
-/* Loop thread, at the end of a busy loop's drain: workers may take every
- * item queued so far, however few (see ring_ready() in pool.c). */
-void tandem__pool_release_lag(tandem_pool_t *pool);
+/* Loop thread of `t`: its loop starts streaming (loop_mode.c says when),
+ * trails by `lag` after a drain and notes its CPU, releases what its drain
+ * queued, and stops streaming.  What it tells the pool lives in a slot of
+ * its own (stream.c; t->stream_slot_), and while it streams a worker that
+ * took one of its jobs does not wake another for the ones behind
+ * (t->streaming_). */
+void tandem__pool_stream_begin(tandem_t *t);
+void tandem__pool_stream_lag(tandem_t *t, unsigned lag);
+void tandem__pool_stream_release(tandem_t *t);
+void tandem__pool_stream_end(tandem_t *t);
 
 /* Any thread: wakes a worker for items submitted with `defer`. */
 void tandem__pool_kick(tandem_pool_t *pool);
@@ -184,18 +168,8 @@ bool tandem__pool_help_one(tdm_worker_t *w);
  * and hands it to its loop's completion stack. */
 void tandem__job_run(tdm_worker_t *w, tandem_work_t *req);
 
-/* Spinning pays only while our threads have the cores to themselves.  A
- * spinner that finds it lost its core for longer than TDM_GAP_NS across a
- * sched_yield() (other threads wanted it) stops, and nobody in the pool
- * spins or polls for TDM_CONTENDED_NS: waiting threads sleep and are woken
- * by the kernel, as in any plain pool. */
-#define TDM_GAP_NS (500 * 1000)
-#define TDM_CONTENDED_NS (20 * 1000 * 1000)
-
-/* Any thread: says the machine is contended as of `now` (uv_hrtime). */
-void tandem__pool_note_contention(tandem_pool_t *pool, uint64_t now);
-
-/* Any thread: is it (so that spinning should wait)? */
+/* Any thread: is the machine contended, so that loops should not poll
+ * (idle.c says when)? */
 bool tandem__pool_contended(tandem_pool_t *pool);
 
 /* tandem_queue_work, calling setup(req, arg) once the request is claimed

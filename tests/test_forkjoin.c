@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "suite_run.h"
 #include "tandem.h"
@@ -209,6 +210,71 @@ END_TEST
 START_TEST(test_join_fib_in_jobs_on_one_worker_equals_serial) {
   /* The only worker waits for nothing it cannot run itself. */
   check_fib_jobs(1);
+}
+END_TEST
+
+/* A joiner whose stolen half runs long sleeps instead of spinning: its
+ * thread uses far less CPU than the wait lasts.  (Before idle.c's
+ * tdm_idle_wait_zero it spun and yielded for the whole 300 ms.) */
+#define LONG_HALF_MS 300
+
+typedef struct long_join_s {
+  atomic_int b_started;
+  struct timespec cpu0, wall0; /* when the joiner's own half ended */
+  struct timespec cpu1, wall1; /* when the join returned */
+} long_join_t;
+
+static void long_join_a(void *arg) {
+  long_join_t *lj = arg;
+
+  while (!load_i(&lj->b_started)) /* b must be stolen, not taken back */
+    sched_yield();
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &lj->cpu0);
+  clock_gettime(CLOCK_MONOTONIC, &lj->wall0);
+}
+
+static void long_join_b(void *arg) {
+  long_join_t *lj = arg;
+  struct timespec d = {0, LONG_HALF_MS * 1000000L};
+
+  atomic_store(&lj->b_started, 1);
+  while (nanosleep(&d, &d) != 0)
+    ;
+}
+
+static void long_join_run(void *arg) {
+  long_join_t *lj = arg;
+
+  tandem_join(long_join_a, lj, long_join_b, lj);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &lj->cpu1);
+  clock_gettime(CLOCK_MONOTONIC, &lj->wall1);
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b) {
+  return (double)(b->tv_sec - a->tv_sec) * 1e3 +
+         (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+START_TEST(test_join_waiter_sleeps_while_stolen_half_runs_long) {
+  tandem_pool_t *pool = new_pool(2);
+  long_join_t lj;
+  uv_loop_t loop;
+  tandem_t t;
+  double cpu, wall;
+
+  memset(&lj, 0, sizeof(lj));
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  run_in_job(&loop, &t, long_join_run, &lj);
+  finish_loop(&loop, &t);
+  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  cpu = ms_between(&lj.cpu0, &lj.cpu1);
+  wall = ms_between(&lj.wall0, &lj.wall1);
+  ck_assert_msg(wall >= LONG_HALF_MS / 2,
+                "the join returned %.1f ms after its own half", wall);
+  ck_assert_msg(cpu < wall / 4,
+                "the joiner used %.1f ms of CPU while waiting %.1f ms", cpu,
+                wall);
 }
 END_TEST
 
@@ -1587,6 +1653,7 @@ static Suite *forkjoin_suite(void) {
   tcase_add_test(tc, test_join_fib_in_jobs_on_two_workers_equals_serial);
   tcase_add_test(tc, test_join_fib_in_jobs_on_one_worker_equals_serial);
   tcase_add_test(tc, test_join_fib_from_test_thread_equals_serial);
+  tcase_add_test(tc, test_join_waiter_sleeps_while_stolen_half_runs_long);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deep");
