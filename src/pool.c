@@ -446,11 +446,44 @@ static int start_workers(tandem_pool_t *pool, size_t stack_size) {
   return 0;
 }
 
+/* The worker array and each worker's deque.  Returns 0 or UV_ENOMEM;
+ * destroy() frees what was made. */
+static int make_workers(tandem_pool_t *pool) {
+  tdm_worker_t *w;
+  unsigned i;
+  int err;
+
+  if (posix_memalign((void **)&pool->workers, TDM_CACHELINE,
+                     pool->nworkers * sizeof(*pool->workers)) != 0)
+    return UV_ENOMEM;
+  memset(pool->workers, 0, pool->nworkers * sizeof(*pool->workers));
+  for (i = 0; i < pool->nworkers; i++) {
+    w = &pool->workers[i];
+    w->pool = pool;
+    w->index = i;
+    w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+    err = tdm_deque_init(&w->dq, DEQUE_LOG2_CAPACITY);
+    if (err != 0)
+      return err;
+  }
+  return 0;
+}
+
+/* Everything but the threads.  Returns 0 or an error; destroy() frees
+ * what was made, whatever failed. */
+static int make_parts(tandem_pool_t *pool, const tandem_options_t *opts) {
+  int err;
+
+  err = tdm_idle_init(&pool->idle, pool->nworkers,
+                      spin_ns(opts->worker_spin_us), has_work, pool);
+  if (err == 0)
+    err = make_workers(pool);
+  return err;
+}
+
 int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   static const tandem_options_t defaults;
   tandem_pool_t *pool;
-  tdm_worker_t *w;
-  unsigned i;
   int err;
 
   if (out == NULL)
@@ -479,30 +512,9 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
     free(pool);
     return err;
   }
-  err = tdm_idle_init(&pool->idle, pool->nworkers,
-                      spin_ns(opts->worker_spin_us), has_work, pool);
-  if (err != 0) {
-    destroy(pool);
-    return err;
-  }
-  if (posix_memalign((void **)&pool->workers, TDM_CACHELINE,
-                     pool->nworkers * sizeof(*pool->workers)) != 0) {
-    destroy(pool);
-    return UV_ENOMEM;
-  }
-  memset(pool->workers, 0, pool->nworkers * sizeof(*pool->workers));
-  for (i = 0; i < pool->nworkers; i++) {
-    w = &pool->workers[i];
-    w->pool = pool;
-    w->index = i;
-    w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
-    err = tdm_deque_init(&w->dq, DEQUE_LOG2_CAPACITY);
-    if (err != 0) {
-      destroy(pool);
-      return err;
-    }
-  }
-  err = start_workers(pool, opts->stack_size);
+  err = make_parts(pool, opts);
+  if (err == 0)
+    err = start_workers(pool, opts->stack_size);
   if (err != 0) {
     destroy(pool);
     return err;
