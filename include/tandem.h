@@ -110,9 +110,13 @@ typedef void (*tandem_range_cb)(size_t lo, size_t hi, void *ctx);
  * defaults: zero it (`= {0}` or memset) and set what you need, so that the
  * reserved fields are zero too. */
 typedef struct tandem_options_s {
-  unsigned workers;    /**< worker threads; 0 = one per online CPU */
-  int worker_spin_us;  /**< how long an idle worker looks for work before
-                          it parks; 0 = default (50), < 0 = park at once */
+  unsigned workers;    /**< worker threads; 0 = one per CPU this process
+                          may run on (its affinity mask) */
+  int worker_spin_us;  /**< the longest an idle worker looks for work
+                          before it parks (it may park sooner: a search is
+                          also bounded in looks, and at most half of the
+                          workers search at once); 0 = default (50),
+                          < 0 = park at once */
   int loop_spin_us;    /**< how long a loop thread polls for completions of
                           a small batch of jobs before it sleeps in epoll;
                           0 = default (50), < 0 = never poll */
