@@ -107,6 +107,18 @@ void fixture_open(fixture_t *f, const tandem_options_t *opts) {
   ck_assert_msg(fixture_loop_open(f, pool) == 0, "%s", f->error);
 }
 
+tandem_pool_t *fixture_pool(unsigned workers) {
+  tandem_options_t opts;
+  tandem_pool_t *pool;
+
+  opts = fixture_options(workers);
+  pool = NULL;
+  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
+  ck_assert_ptr_nonnull(pool);
+  ck_assert_uint_eq(tandem_pool_workers(pool), workers);
+  return pool;
+}
+
 void fixture_close(fixture_t *f) {
   ck_assert_msg(fixture_loop_close(f) == 0, "%s", f->error);
   ck_assert_int_eq(tandem_pool_free(f->pool), 0);

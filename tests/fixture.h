@@ -57,6 +57,14 @@ int fixture_loop_close(fixture_t *f);
  * every handle still open in f->error if it fails.  Returns its result. */
 int fixture_loop_done(fixture_t *f);
 
+/* The test's thread: a pool of `workers` workers and no loop, for tests
+ * that use a pool from plain threads or attach a loop later (with
+ * fixture_loop_open()).  ck_asserts tandem_pool_new() returns 0 and the
+ * pool has `workers` workers.  The test frees it with tandem_pool_free()
+ * (asserting 0), or fixture_close() does, once fixture_loop_open() put it
+ * in f->pool. */
+tandem_pool_t *fixture_pool(unsigned workers);
+
 /* A zeroed tandem_options_t with `workers` workers. */
 tandem_options_t fixture_options(unsigned workers);
 

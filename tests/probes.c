@@ -13,12 +13,8 @@ void probes_open(probes_t *ps, unsigned workers, probe_t *probe, int width,
 
   memset(ps, 0, sizeof(*ps));
   memset(probe, 0, (size_t)width * sizeof(*probe));
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = workers;
-  ck_assert_int_eq(tandem_pool_new(&ps->pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&ps->loop), 0);
-  ck_assert_int_eq(tandem_init(&ps->loop, &ps->tandem, ps->pool), 0);
-  ps->loop_thread = uv_thread_self();
+  opts = fixture_options(workers);
+  fixture_open(&ps->f, &opts);
   ps->probe = probe;
   ps->width = width;
   ps->total = total;
@@ -26,14 +22,13 @@ void probes_open(probes_t *ps, unsigned workers, probe_t *probe, int width,
 }
 
 void probes_close(probes_t *ps) {
-  ck_assert_int_eq(uv_loop_close(&ps->loop), 0);
-  ck_assert_int_eq(tandem_pool_free(ps->pool), 0);
+  fixture_finish(&ps->f);
 }
 
 int probes_queue(probes_t *ps, probe_t *p) {
   int err;
 
-  err = tandem_queue_work(&ps->tandem, &p->req, ps->work, ps->after);
+  err = tandem_queue_work(&ps->f.tandem, &p->req, ps->work, ps->after);
   if (err == 0) {
     p->queued++;
     ps->queued_total++;
@@ -52,7 +47,7 @@ void probes_start(probes_t *ps, tandem_after_work_cb after) {
 void probes_count(probes_t *ps, probe_t *p, int status) {
   uv_thread_t self = uv_thread_self();
 
-  if (!uv_thread_equal(&self, &ps->loop_thread))
+  if (!uv_thread_equal(&self, &ps->f.loop_thread))
     ps->afters_off_thread++;
   ps->afters++;
   p->called++;

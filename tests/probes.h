@@ -15,6 +15,7 @@
 
 #include <stdatomic.h>
 
+#include "fixture.h"
 #include "tandem.h"
 
 typedef struct probe_s {
@@ -25,10 +26,7 @@ typedef struct probe_s {
 } probe_t;
 
 typedef struct probes_s {
-  uv_loop_t loop;
-  tandem_t tandem;
-  tandem_pool_t *pool;
-  uv_thread_t loop_thread;
+  fixture_t f;    /* the pool, the loop, the tandem_t and the loop's thread */
   probe_t *probe; /* [width] */
   int width;
   int total;
@@ -45,12 +43,12 @@ typedef struct probes_s {
 } probes_t;
 
 /* Test fixture, on the thread that will run the loop: a pool of `workers`,
- * a loop and a tandem_t on it, every probe zeroed. */
+ * a loop and a tandem_t on it (fixture_open()), every probe zeroed. */
 void probes_open(probes_t *ps, unsigned workers, probe_t *probe, int width,
                  int total, tandem_work_cb work);
 
-/* Test fixture: closes the loop and frees the pool (the test closed the
- * tandem_t). */
+/* Test fixture: closes the loop and frees the pool, asserting both return
+ * 0 (fixture_finish(); the test closed the tandem_t). */
 void probes_close(probes_t *ps);
 
 /* Queues `p` once more; counts it if accepted.  Returns tandem_queue_work's

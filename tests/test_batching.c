@@ -46,7 +46,7 @@ static void sleep_work_cb(tandem_work_t *req) {
 
 static void setup(void) {
   probes_open(&ps, WORKERS, probes, WIDTH, TOTAL, sleep_work_cb);
-  tandem__loop_force_mode(&ps.tandem, TDM_MODE_BATCH);
+  tandem__loop_force_mode(&ps.f.tandem, TDM_MODE_BATCH);
   saw_batching = close_called = 0;
   afters_at_close = -1;
   cancel_victim = NULL;
@@ -57,7 +57,7 @@ static void teardown(void) {
 }
 
 static void close_cb(tandem_t *t) {
-  ck_assert_ptr_eq(t, &ps.tandem);
+  ck_assert_ptr_eq(t, &ps.f.tandem);
   close_called++;
   afters_at_close = ps.afters;
 }
@@ -66,8 +66,8 @@ static void close_cb(tandem_t *t) {
 static void count_after(probe_t *p, int status) {
   probes_count(&ps, p, status);
   /* Private, read for the test's sake: is the timer draining? */
-  if (uv_is_active((uv_handle_t *)&ps.tandem.timer_) &&
-      ps.tandem.mode_ == TDM_MODE_BATCH)
+  if (uv_is_active((uv_handle_t *)&ps.f.tandem.timer_) &&
+      ps.f.tandem.mode_ == TDM_MODE_BATCH)
     saw_batching = 1;
 }
 
@@ -78,7 +78,7 @@ static void plain_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_deep_backlog_every_job_once) {
   probes_start(&ps, plain_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   /* uv_run returned: every job has been called back, none kept it. */
   ck_assert_int_eq(ps.queued_total, TOTAL);
   probes_check_once(&ps);
@@ -86,10 +86,10 @@ START_TEST(test_deep_backlog_every_job_once) {
   ck_assert_msg(saw_batching, "a loop pinned in BATCH never batched");
   ck_assert_int_eq(probes_ran(&ps), TOTAL);
   /* Nothing of batching is left once the loop's jobs are done. */
-  ck_assert(!uv_is_active((uv_handle_t *)&ps.tandem.timer_));
-  ck_assert_uint_eq(ps.tandem.mode_, TDM_MODE_SLEEP);
-  tandem_close(&ps.tandem, close_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert(!uv_is_active((uv_handle_t *)&ps.f.tandem.timer_));
+  ck_assert_uint_eq(ps.f.tandem.mode_, TDM_MODE_SLEEP);
+  tandem_close(&ps.f.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 }
 END_TEST
@@ -100,7 +100,7 @@ static void close_after_cb(tandem_work_t *req, int status) {
   count_after(p, status);
   if (!ps.stop_requeue && saw_batching && ps.afters >= CLOSE_AT) {
     ps.stop_requeue = 1;
-    tandem_close(&ps.tandem, close_cb);
+    tandem_close(&ps.f.tandem, close_cb);
     /* Refused from now on, and the request stays the caller's. */
     ck_assert_int_eq(probes_queue(&ps, p), UV_ESHUTDOWN);
   }
@@ -109,7 +109,7 @@ static void close_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_close_while_batching) {
   probes_start(&ps, close_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_msg(saw_batching, "never started batching");
   ck_assert_int_eq(ps.stop_requeue, 1);
   ck_assert_int_eq(close_called, 1);
@@ -139,14 +139,14 @@ static void cancel_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_cancel_while_batching) {
   probes_start(&ps, cancel_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_msg(cancel_victim != NULL, "no queued job could be cancelled");
   probes_check_once(&ps);
   ck_assert_int_eq(ps.cancelled, 1);
   /* Cancelled before it started: the pool never ran it that time. */
   ck_assert_int_eq(atomic_load(&cancel_victim->ran), cancel_victim->queued - 1);
-  tandem_close(&ps.tandem, close_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.f.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
 }
 END_TEST
 

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
@@ -76,48 +77,43 @@ static void add_one_arg(void *arg) {
 /* The child's whole use of the default pool: a job from a new loop, a
  * join and a parallel_for from this (non-worker) thread. */
 static void child_uses_default_pool(tandem_pool_t *parent_default) {
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   tandem_work_t req;
   atomic_int ran = 0;
   atomic_int joined = 0;
   atomic_long sum = 0;
 
-  CHILD_CHECK(uv_loop_init(&loop) == 0);
-  CHILD_CHECK(tandem_init(&loop, &t, NULL) == 0);
-  CHILD_CHECK(t.pool != parent_default);
-  CHILD_CHECK(tandem_pool_default() == t.pool);
+  CHILD_CHECK(fixture_loop_open(&f, NULL) == 0); /* the default pool */
+  CHILD_CHECK(f.tandem.pool != parent_default);
+  CHILD_CHECK(tandem_pool_default() == f.tandem.pool);
   memset(&req, 0, sizeof(req));
   req.data = &ran;
   afters = 0;
-  CHILD_CHECK(tandem_queue_work(&t, &req, add_one, count_after) == 0);
-  CHILD_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHILD_CHECK(tandem_queue_work(&f.tandem, &req, add_one, count_after) == 0);
+  CHILD_CHECK(uv_run(&f.loop, UV_RUN_DEFAULT) == 0);
   CHILD_CHECK(afters == 1 && last_status == 0 && atomic_load(&ran) == 1);
   tandem_join(add_one_arg, &joined, add_one_arg, &joined);
   CHILD_CHECK(atomic_load(&joined) == 2);
   CHILD_CHECK(tandem_parallel_for(NULL, 0, 1000, 10, add_range, &sum) == 0);
   CHILD_CHECK(atomic_load(&sum) == 1000);
-  tandem_close(&t, NULL);
-  CHILD_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
-  CHILD_CHECK(uv_loop_close(&loop) == 0);
+  CHILD_CHECK(fixture_loop_close(&f) == 0);
 }
 
 START_TEST(test_child_gets_a_fresh_default_pool) {
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   tandem_work_t req;
   atomic_int ran = 0;
   tandem_pool_t *def;
   pid_t pid;
 
   /* The parent made and used the default pool before forking. */
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, NULL), 0);
-  def = t.pool;
+  ck_assert_msg(fixture_loop_open(&f, NULL) == 0, "%s", f.error);
+  def = f.tandem.pool;
   memset(&req, 0, sizeof(req));
   req.data = &ran;
-  ck_assert_int_eq(tandem_queue_work(&t, &req, add_one, count_after), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_queue_work(&f.tandem, &req, add_one, count_after),
+                   0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
 
   pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -137,12 +133,12 @@ START_TEST(test_child_gets_a_fresh_default_pool) {
 
   /* The parent's pool still works. */
   ck_assert_ptr_eq(tandem_pool_default(), def);
-  ck_assert_int_eq(tandem_queue_work(&t, &req, add_one, count_after), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(tandem_queue_work(&f.tandem, &req, add_one, count_after),
+                   0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(atomic_load(&ran), 2);
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  /* The default pool stays: the fixture closes the loop only. */
+  ck_assert_msg(fixture_loop_close(&f) == 0, "%s", f.error);
 }
 END_TEST
 
@@ -164,24 +160,20 @@ static void never_task(tandem_task_t *task) {
  * parent's jobs all come home in the parent. */
 START_TEST(test_child_refuses_an_inherited_pool) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
   worker_gate_t gate;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   tandem_work_t req;
   atomic_int ran = 0;
   pid_t pid;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = 1;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  ck_assert_int_eq(worker_gate_block(&gate, &t), 0);
+  opts = fixture_options(1);
+  fixture_open(&f, &opts);
+  ck_assert_int_eq(worker_gate_block(&gate, &f.tandem), 0);
   memset(&req, 0, sizeof(req));
   req.data = &ran;
   afters = 0;
-  ck_assert_int_eq(tandem_queue_work(&t, &req, add_one, count_after), 0);
+  ck_assert_int_eq(tandem_queue_work(&f.tandem, &req, add_one, count_after),
+                   0);
 
   pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -193,60 +185,54 @@ START_TEST(test_child_refuses_an_inherited_pool) {
     atomic_long sum = 0;
 
     memset(&req2, 0, sizeof(req2));
-    CHILD_CHECK(uv_loop_fork(&loop) == 0);
-    CHILD_CHECK(tandem_queue_work(&t, &req2, add_one, count_after) ==
+    CHILD_CHECK(uv_loop_fork(&f.loop) == 0);
+    CHILD_CHECK(tandem_queue_work(&f.tandem, &req2, add_one, count_after) ==
                 UV_ESRCH);
-    CHILD_CHECK(tandem_parallel_for_async(&t, &req2, 0, 10, 1, add_range,
+    CHILD_CHECK(tandem_parallel_for_async(&f.tandem, &req2, 0, 10, 1, add_range,
                                           &sum, count_after) == UV_ESRCH);
     CHILD_CHECK(uv_loop_init(&loop2) == 0);
-    CHILD_CHECK(tandem_init(&loop2, &t2, pool) == UV_ESRCH);
+    CHILD_CHECK(tandem_init(&loop2, &t2, f.pool) == UV_ESRCH);
     CHILD_CHECK(uv_loop_close(&loop2) == 0);
-    CHILD_CHECK(tandem_group_init(&g, pool) == UV_ESRCH);
-    CHILD_CHECK(tandem_parallel_for(pool, 0, 10, 1, add_range, &sum) ==
+    CHILD_CHECK(tandem_group_init(&g, f.pool) == UV_ESRCH);
+    CHILD_CHECK(tandem_parallel_for(f.pool, 0, 10, 1, add_range, &sum) ==
                 UV_ESRCH);
     CHILD_CHECK(atomic_load(&sum) == 0);
     /* A pool still attached to a handle is not freed... */
-    CHILD_CHECK(tandem_pool_free(pool) == UV_EBUSY);
+    CHILD_CHECK(tandem_pool_free(f.pool) == UV_EBUSY);
     /* ...and the inherited handle closes at once: its jobs in flight were
      * the parent's. */
     closed = 0;
-    tandem_close(&t, count_close);
-    CHILD_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+    tandem_close(&f.tandem, count_close);
+    CHILD_CHECK(uv_run(&f.loop, UV_RUN_DEFAULT) == 0);
     CHILD_CHECK(closed == 1);
     CHILD_CHECK(afters == 0);
-    CHILD_CHECK(uv_loop_close(&loop) == 0);
-    CHILD_CHECK(tandem_pool_free(pool) == 0);
+    CHILD_CHECK(uv_loop_close(&f.loop) == 0);
+    CHILD_CHECK(tandem_pool_free(f.pool) == 0);
     _exit(0);
   }
   ck_assert_int_eq(wait_child(pid, 60), 0);
 
   /* Everything the parent had in flight comes home in the parent. */
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(gate.finished, gate.n);
   ck_assert_int_eq(afters, 1);
   ck_assert_int_eq(last_status, 0);
   ck_assert_int_eq(atomic_load(&ran), 1);
   worker_gate_destroy(&gate);
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
 /* A group made in the parent cannot be waited on in the child: its tasks
  * are the parent's. */
 START_TEST(test_child_refuses_an_inherited_group) {
-  tandem_options_t opts;
   tandem_pool_t *pool;
   tandem_group_t g;
   tandem_task_t task;
   pid_t pid;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = 1;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
+  pool = fixture_pool(1);
   ck_assert_int_eq(tandem_group_init(&g, pool), 0);
   pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -281,27 +267,20 @@ static void fork_in_job(tandem_work_t *req) {
 
 START_TEST(test_fork_from_inside_a_job) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   tandem_work_t req;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = 2;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  opts = fixture_options(2);
+  fixture_open(&f, &opts);
   memset(&req, 0, sizeof(req));
   atomic_store(&fork_in_job_result, 100);
   afters = 0;
-  ck_assert_int_eq(tandem_queue_work(&t, &req, fork_in_job, count_after), 0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(
+      tandem_queue_work(&f.tandem, &req, fork_in_job, count_after), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(afters, 1);
   ck_assert_int_eq(atomic_load(&fork_in_job_result), 0);
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fixture.h"
 #include "suite_run.h"
 #include "tandem.h"
 #include "worker_gate.h"
@@ -44,23 +45,14 @@ static int load_i(atomic_int *p) {
   return atomic_load(p);
 }
 
-static tandem_pool_t *new_pool(unsigned workers) {
+/* fixture_open() on a pool of `workers`, checked as fixture_pool() checks
+ * a pool without a loop. */
+static void open_workers(fixture_t *f, unsigned workers) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
 
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = workers;
-  pool = NULL;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_ptr_nonnull(pool);
-  ck_assert_uint_eq(tandem_pool_workers(pool), workers);
-  return pool;
-}
-
-static void finish_loop(uv_loop_t *loop, tandem_t *t) {
-  tandem_close(t, NULL);
-  ck_assert_int_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(loop), 0);
+  opts = fixture_options(workers);
+  fixture_open(f, &opts);
+  ck_assert_uint_eq(tandem_pool_workers(f->pool), workers);
 }
 
 /* ------------------------------------------------ one call in one job */
@@ -173,23 +165,19 @@ static void fib_job_after_cb(tandem_work_t *req, int status) {
  * thread, so that joins of several jobs share the workers. */
 static void check_fib_jobs(unsigned workers) {
   fib_job_t jobs[FIB_MAX + 1];
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   unsigned n;
 
-  pool = new_pool(workers);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, workers);
   memset(jobs, 0, sizeof(jobs));
   for (n = 0; n <= FIB_MAX; n++) {
     jobs[n].fib.n = n;
     jobs[n].fib.value = UINT64_MAX;
-    ck_assert_int_eq(
-        tandem_queue_work(&t, &jobs[n].req, fib_job_work_cb, fib_job_after_cb),
-        0);
+    ck_assert_int_eq(tandem_queue_work(&f.tandem, &jobs[n].req, fib_job_work_cb,
+                                       fib_job_after_cb),
+                     0);
   }
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   for (n = 0; n <= FIB_MAX; n++) {
     ck_assert_uint_eq(jobs[n].called, 1);
     ck_assert_int_eq(jobs[n].status, 0);
@@ -198,8 +186,7 @@ static void check_fib_jobs(unsigned workers) {
                   (unsigned long long)jobs[n].fib.value,
                   (unsigned long long)fib_serial(n));
   }
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 
 START_TEST(test_join_fib_in_jobs_on_two_workers_equals_serial) {
@@ -256,18 +243,14 @@ static double ms_between(const struct timespec *a, const struct timespec *b) {
 }
 
 START_TEST(test_join_waiter_sleeps_while_stolen_half_runs_long) {
-  tandem_pool_t *pool = new_pool(2);
+  fixture_t f;
   long_join_t lj;
-  uv_loop_t loop;
-  tandem_t t;
   double cpu, wall;
 
+  open_workers(&f, 2);
   memset(&lj, 0, sizeof(lj));
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  run_in_job(&loop, &t, long_join_run, &lj);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  run_in_job(&f.loop, &f.tandem, long_join_run, &lj);
+  fixture_close(&f);
   cpu = ms_between(&lj.cpu0, &lj.cpu1);
   wall = ms_between(&lj.wall0, &lj.wall1);
   ck_assert_msg(wall >= LONG_HALF_MS / 2,
@@ -297,22 +280,17 @@ START_TEST(test_join_fib_from_test_thread_equals_serial) {
 END_TEST
 
 START_TEST(test_join_deep_recursion_fib35_completes) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t fx;
   fib_t f;
 
   /* About 30 million joins, 35 deep, each frame on a worker's stack. */
   ck_assert_uint_eq(fib_serial(FIB_DEEP), FIB_DEEP_VALUE);
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&fx, 2);
   f.n = FIB_DEEP;
   f.value = UINT64_MAX;
-  run_in_job(&loop, &t, fib_join, &f);
+  run_in_job(&fx.loop, &fx.tandem, fib_join, &f);
   ck_assert_uint_eq(f.value, FIB_DEEP_VALUE);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&fx);
 }
 END_TEST
 
@@ -440,7 +418,7 @@ START_TEST(test_parallel_for_from_test_thread_visits_every_index_once) {
   unsigned gi;
 
   for (w = 0; w < ARRAY_SIZE(cover_workers); w++) {
-    pool = new_pool(cover_workers[w]);
+    pool = fixture_pool(cover_workers[w]);
     for (ri = 0; ri < ARRAY_SIZE(cover_ranges); ri++) {
       r = &cover_ranges[ri];
       for (gi = 0; gi < N_GRAINS; gi++) {
@@ -485,36 +463,31 @@ static void pfor_call(void *arg) {
 }
 
 START_TEST(test_parallel_for_inside_job_visits_every_index_once) {
-  tandem_pool_t *pool;
+  fixture_t f;
   const range_t *r;
   pfor_call_t call;
-  uv_loop_t loop;
-  tandem_t t;
   cover_t c;
   unsigned w;
   unsigned ri;
   unsigned gi;
 
   for (w = 0; w < ARRAY_SIZE(cover_workers); w++) {
-    pool = new_pool(cover_workers[w]);
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+    open_workers(&f, cover_workers[w]);
     for (ri = 0; ri < ARRAY_SIZE(cover_ranges); ri++) {
       r = &cover_ranges[ri];
       for (gi = 0; gi < N_GRAINS; gi++) {
         cover_init(&c, r->begin, r->end);
         /* Both ways to name the worker's own pool. */
-        call.pool = gi % 2 ? pool : NULL;
+        call.pool = gi % 2 ? f.pool : NULL;
         call.grain = cover_grain(gi, r);
         call.cover = &c;
-        run_in_job(&loop, &t, pfor_call, &call);
+        run_in_job(&f.loop, &f.tandem, pfor_call, &call);
         ck_assert_int_eq(load_i(&c.rc), 0);
         cover_check(&c, call.grain, "inside a job", cover_workers[w]);
         cover_destroy(&c);
       }
     }
-    finish_loop(&loop, &t);
-    ck_assert_int_eq(tandem_pool_free(pool), 0);
+    fixture_close(&f);
   }
 }
 END_TEST
@@ -560,7 +533,7 @@ START_TEST(test_parallel_for_nested_visits_every_index_once) {
   n = malloc(sizeof(*n));
   ck_assert_ptr_nonnull(n);
   for (w = 0; w < ARRAY_SIZE(cover_workers); w++) {
-    pool = new_pool(cover_workers[w]);
+    pool = fixture_pool(cover_workers[w]);
     for (ri = 0; ri < ARRAY_SIZE(cover_ranges); ri++) {
       r = &cover_ranges[ri];
       for (gi = 0; gi < N_GRAINS; gi++) {
@@ -669,9 +642,7 @@ static void grid_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_parallel_for_nested_in_join_in_jobs_from_loop) {
   grid_job_t *jobs;
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   unsigned workers;
   unsigned j;
   unsigned h;
@@ -682,9 +653,7 @@ START_TEST(test_parallel_for_nested_in_join_in_jobs_from_loop) {
   jobs = malloc(GRID_JOBS * sizeof(*jobs));
   ck_assert_ptr_nonnull(jobs);
   for (workers = 1; workers <= 3; workers++) {
-    pool = new_pool(workers);
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+    open_workers(&f, workers);
     memset(jobs, 0, GRID_JOBS * sizeof(*jobs));
     for (j = 0; j < GRID_JOBS; j++) {
       jobs[j].loop_thread = uv_thread_self();
@@ -697,9 +666,10 @@ START_TEST(test_parallel_for_nested_in_join_in_jobs_from_loop) {
       }
     }
     for (j = 0; j < GRID_JOBS; j++)
-      ck_assert_int_eq(
-          tandem_queue_work(&t, &jobs[j].req, grid_work_cb, grid_after_cb), 0);
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      ck_assert_int_eq(tandem_queue_work(&f.tandem, &jobs[j].req, grid_work_cb,
+                                         grid_after_cb),
+                       0);
+    ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
     for (j = 0; j < GRID_JOBS; j++) {
       ck_assert_uint_eq(jobs[j].called, 1);
       ck_assert_uint_eq(jobs[j].off_thread, 0);
@@ -716,8 +686,7 @@ START_TEST(test_parallel_for_nested_in_join_in_jobs_from_loop) {
                       workers, j, h, wrong);
       }
     }
-    finish_loop(&loop, &t);
-    ck_assert_int_eq(tandem_pool_free(pool), 0);
+    fixture_close(&f);
   }
   free(jobs);
 }
@@ -810,7 +779,7 @@ START_TEST(test_group_of_10000_tasks_from_test_thread_waits_for_all) {
   unsigned workers;
 
   for (workers = 1; workers <= 2; workers++) {
-    pool = new_pool(workers);
+    pool = fixture_pool(workers);
     flat_group_init(&fg, pool);
     flat_group_run(&fg);
     flat_group_check(&fg);
@@ -824,25 +793,20 @@ START_TEST(test_group_of_10000_tasks_from_test_thread_waits_for_all) {
 END_TEST
 
 START_TEST(test_group_of_10000_tasks_inside_job_waits_for_all) {
-  tandem_pool_t *pool;
+  fixture_t f;
   flat_group_t fg;
-  uv_loop_t loop;
-  tandem_t t;
   unsigned workers;
 
   for (workers = 1; workers <= 2; workers++) {
-    pool = new_pool(workers);
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+    open_workers(&f, workers);
     /* NULL pool on a worker: its own pool; then the pool by name. */
     flat_group_init(&fg, NULL);
-    run_in_job(&loop, &t, flat_group_run, &fg);
+    run_in_job(&f.loop, &f.tandem, flat_group_run, &fg);
     flat_group_check(&fg);
-    flat_group_init(&fg, pool);
-    run_in_job(&loop, &t, flat_group_run, &fg);
+    flat_group_init(&fg, f.pool);
+    run_in_job(&f.loop, &f.tandem, flat_group_run, &fg);
     flat_group_check(&fg);
-    finish_loop(&loop, &t);
-    ck_assert_int_eq(tandem_pool_free(pool), 0);
+    fixture_close(&f);
   }
 }
 END_TEST
@@ -854,8 +818,7 @@ START_TEST(test_group_spawns_that_overflow_the_ring_all_run) {
 
   /* A ring of 4 cells: nearly every spawn from this thread waits on the
    * overflow list, linked through the task itself. */
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = 2;
+  opts = fixture_options(2);
   opts.queue_size = 4;
   ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
   flat_group_init(&fg, pool);
@@ -942,25 +905,22 @@ static void tree_check(tree_t *tree) {
 
 START_TEST(test_group_recursive_groups_wait_for_their_subtrees) {
   tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   tree_t tree;
   unsigned workers;
 
   for (workers = 1; workers <= 3; workers++) {
-    pool = new_pool(workers);
+    pool = fixture_pool(workers);
     /* Root group on the test thread, which blocks. */
     tree_init(&tree, pool);
     tree_root(&tree);
     tree_check(&tree);
     /* Root group inside a job, on a worker, which helps. */
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+    ck_assert_msg(fixture_loop_open(&f, pool) == 0, "%s", f.error);
     tree_init(&tree, NULL);
-    run_in_job(&loop, &t, tree_root, &tree);
+    run_in_job(&f.loop, &f.tandem, tree_root, &tree);
     tree_check(&tree);
-    finish_loop(&loop, &t);
-    ck_assert_int_eq(tandem_pool_free(pool), 0);
+    fixture_close(&f);
   }
 }
 END_TEST
@@ -1005,7 +965,7 @@ START_TEST(test_fork_join_from_several_outside_threads_at_once) {
 
   callers = calloc(CALLERS, sizeof(*callers));
   ck_assert_ptr_nonnull(callers);
-  pool = new_pool(2);
+  pool = fixture_pool(2);
   for (i = 0; i < CALLERS; i++) {
     callers[i].pool = pool;
     flat_group_init(&callers[i].group, pool);
@@ -1047,25 +1007,22 @@ static void cross_run(void *arg) {
 
 START_TEST(test_fork_join_on_another_pool_from_inside_job) {
   tandem_pool_t *pool;
+  fixture_t f;
   tandem_pool_t *other;
-  uv_loop_t loop;
-  tandem_t t;
   cross_t x;
 
-  pool = new_pool(1);
-  other = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  pool = fixture_pool(1);
+  other = fixture_pool(2);
+  ck_assert_msg(fixture_loop_open(&f, pool) == 0, "%s", f.error);
   x.other = other;
   cover_init(&x.cover, 3, 100003);
   flat_group_init(&x.group, other);
-  run_in_job(&loop, &t, cross_run, &x);
+  run_in_job(&f.loop, &f.tandem, cross_run, &x);
   ck_assert_int_eq(load_i(&x.cover.rc), 0);
   cover_check(&x.cover, 7, "on another pool", 2);
   cover_destroy(&x.cover);
   flat_group_check(&x.group);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
   ck_assert_int_eq(tandem_pool_free(other), 0);
 }
 END_TEST
@@ -1106,58 +1063,49 @@ static void async_init(async_t *a, size_t begin, size_t end) {
 
 START_TEST(test_parallel_for_async_calls_back_once_on_loop_after_all) {
   static const size_t grains[] = {0, 1, 7, 64, SIZE_MAX};
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   async_t a;
   unsigned gi;
 
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, 2);
   for (gi = 0; gi < ARRAY_SIZE(grains); gi++) {
     async_init(&a, 3, 100003);
-    ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 3, 100003,
+    ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 3, 100003,
                                                grains[gi], cover_body, &a.cover,
                                                async_after_cb),
                      0);
     /* Nothing else keeps the loop alive: uv_run returns once the after
      * callback has run, and not before. */
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
     ck_assert_uint_eq(a.called, 1);
     ck_assert_uint_eq(a.off_thread, 0);
     ck_assert_int_eq(a.status, 0);
     ck_assert_uint_eq(a.incomplete, 0);
-    ck_assert_ptr_eq(a.req.tandem, &t);
+    ck_assert_ptr_eq(a.req.tandem, &f.tandem);
     cover_check(&a.cover, grains[gi], "async", 2);
     cover_destroy(&a.cover);
   }
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
 START_TEST(test_parallel_for_async_empty_range_completes) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   async_t a;
 
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, 2);
   async_init(&a, 5, 5);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 5, 5, 0, cover_body,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 5, 5, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(a.called, 1);
   ck_assert_uint_eq(a.off_thread, 0);
   ck_assert_int_eq(a.status, 0);
   ck_assert_uint_eq(load_u(&a.cover.calls), 0);
   cover_destroy(&a.cover);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -1193,24 +1141,20 @@ static void chain_after_cb(tandem_work_t *req, int status) {
 }
 
 START_TEST(test_parallel_for_async_resubmitted_from_after_callback) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   chain_t ch;
   unsigned i;
 
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, 2);
   memset(&ch, 0, sizeof(ch));
   ch.loop_thread = uv_thread_self();
   for (i = 0; i < CHAIN_ROUNDS; i++)
     cover_init(&ch.cover[i], 1000 * i, 1000 * i + 777 * (i + 1));
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &ch.req, ch.cover[0].begin,
-                                             ch.cover[0].end, 0, cover_body,
-                                             &ch.cover[0], chain_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(
+                       &f.tandem, &ch.req, ch.cover[0].begin, ch.cover[0].end,
+                       0, cover_body, &ch.cover[0], chain_after_cb),
                    0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(ch.called, CHAIN_ROUNDS);
   ck_assert_uint_eq(ch.off_thread, 0);
   ck_assert_uint_eq(ch.bad_status, 0);
@@ -1219,55 +1163,54 @@ START_TEST(test_parallel_for_async_resubmitted_from_after_callback) {
     cover_check(&ch.cover[i], i, "async, re-submitted", 2);
     cover_destroy(&ch.cover[i]);
   }
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
 START_TEST(test_parallel_for_async_bad_arguments_einval) {
-  tandem_pool_t *pool;
-  uv_loop_t loop;
-  tandem_t t;
+  fixture_t f;
   async_t a;
 
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, 2);
   async_init(&a, 0, 100);
   ck_assert_int_eq(tandem_parallel_for_async(NULL, &a.req, 0, 100, 0,
                                              cover_body, &a.cover,
                                              async_after_cb),
                    UV_EINVAL);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, NULL, 0, 100, 0, cover_body,
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, NULL, 0, 100, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
+                   UV_EINVAL);
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 0, 100, 0, NULL,
                                              &a.cover, async_after_cb),
                    UV_EINVAL);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 100, 0, NULL,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 100, 0, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    UV_EINVAL);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 100, 0, 0, cover_body,
-                                             &a.cover, async_after_cb),
-                   UV_EINVAL);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 1, 0, 0, cover_body,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 1, 0, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    UV_EINVAL);
   /* The request is still free: a good submit works. */
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 100, 0, cover_body,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 0, 100, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(a.called, 1);
   ck_assert_int_eq(a.status, 0);
   cover_check(&a.cover, 0, "async after refusals", 2);
   cover_destroy(&a.cover);
   /* A closing handle refuses, as tandem_queue_work does. */
   async_init(&a, 0, 100);
-  tandem_close(&t, NULL);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 100, 0, cover_body,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_close(&f.tandem, NULL), 0);
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 0, 100, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    UV_ESHUTDOWN);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+  fixture_finish(&f);
   /* Refused means never called back, never run. */
   ck_assert_uint_eq(a.called, 0);
   ck_assert_uint_eq(load_u(&a.cover.calls), 0);
@@ -1276,28 +1219,26 @@ START_TEST(test_parallel_for_async_bad_arguments_einval) {
 END_TEST
 
 START_TEST(test_parallel_for_async_in_flight_request_ebusy) {
-  tandem_pool_t *pool;
+  fixture_t f;
   worker_gate_t gate;
-  uv_loop_t loop;
-  tandem_t t;
   async_t a;
   cover_t other;
 
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, 2);
   /* Every worker held: the request stays queued. */
-  ck_assert_int_eq(worker_gate_block(&gate, &t), 0);
+  ck_assert_int_eq(worker_gate_block(&gate, &f.tandem), 0);
   async_init(&a, 0, 1000);
   cover_init(&other, 0, 10);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 1000, 0, cover_body,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 0, 1000, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    0);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 10, 1, cover_body,
-                                             &other, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 0, 10, 1,
+                                             cover_body, &other,
+                                             async_after_cb),
                    UV_EBUSY);
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_uint_eq(gate.finished, gate.n);
   ck_assert_uint_eq(gate.bad_status, 0);
   worker_gate_destroy(&gate);
@@ -1309,8 +1250,7 @@ START_TEST(test_parallel_for_async_in_flight_request_ebusy) {
   ck_assert_uint_eq(load_u(&other.calls), 0);
   cover_destroy(&a.cover);
   cover_destroy(&other);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -1412,10 +1352,8 @@ static void race_keep_alive_cb(uv_timer_t *timer) {
 
 START_TEST(test_parallel_for_async_refused_submit_keeps_accepted_arguments) {
   tandem_options_t opts;
-  tandem_pool_t *pool;
+  fixture_t f;
   uv_timer_t keep_alive;
-  uv_loop_t loop;
-  tandem_t t;
   race_t *r;
   unsigned round;
   unsigned both = 0;
@@ -1429,19 +1367,16 @@ START_TEST(test_parallel_for_async_refused_submit_keeps_accepted_arguments) {
   int helper_rc;
 
   /* Workers park at once: the two racing threads keep the cores. */
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = 2;
+  opts = fixture_options(2);
   opts.worker_spin_us = -1;
-  ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  fixture_open(&f, &opts);
   /* A job the helper wins does not keep uv_run() alive: this timer does. */
-  ck_assert_int_eq(uv_timer_init(&loop, &keep_alive), 0);
+  ck_assert_int_eq(uv_timer_init(&f.loop, &keep_alive), 0);
   ck_assert_int_eq(
       uv_timer_start(&keep_alive, race_keep_alive_cb, 1000000, 1000000), 0);
   r = calloc(1, sizeof(*r));
   ck_assert_ptr_nonnull(r);
-  r->t = &t;
+  r->t = &f.tandem;
   r->loop_ctx.race = r;
   r->loop_ctx.bit = SEEN_LOOP_CTX;
   r->helper_ctx.race = r;
@@ -1455,7 +1390,7 @@ START_TEST(test_parallel_for_async_refused_submit_keeps_accepted_arguments) {
   for (round = 0; round < RACE_ROUNDS; round++) {
     atomic_store(&r->seen, 0);
     race_arrive(r, round);
-    loop_rc = tandem_parallel_for_async(&t, &r->req, 0, 1, 1, race_body,
+    loop_rc = tandem_parallel_for_async(&f.tandem, &r->req, 0, 1, 1, race_body,
                                         &r->loop_ctx, race_after_cb);
     while (atomic_load(&r->finished) != round + 1)
       sched_yield();
@@ -1470,7 +1405,7 @@ START_TEST(test_parallel_for_async_refused_submit_keeps_accepted_arguments) {
       break;
     }
     while (r->called != round + 1)
-      uv_run(&loop, UV_RUN_ONCE);
+      uv_run(&f.loop, UV_RUN_ONCE);
     expect = loop_rc == 0 ? SEEN_LOOP_CTX | SEEN_LOOP_RANGE
                           : SEEN_HELPER_CTX | SEEN_HELPER_RANGE;
     seen = atomic_load(&r->seen);
@@ -1495,37 +1430,32 @@ START_TEST(test_parallel_for_async_refused_submit_keeps_accepted_arguments) {
   ck_assert_uint_eq(r->called, RACE_ROUNDS);
   free(r);
   uv_close((uv_handle_t *)&keep_alive, NULL);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
 START_TEST(test_parallel_for_async_cancelled_before_start_ecanceled) {
-  tandem_pool_t *pool;
+  fixture_t f;
   worker_gate_t gate;
-  uv_loop_t loop;
-  tandem_t t;
   async_t a;
 
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
-  ck_assert_int_eq(worker_gate_block(&gate, &t), 0);
+  open_workers(&f, 2);
+  ck_assert_int_eq(worker_gate_block(&gate, &f.tandem), 0);
   async_init(&a, 0, 1000);
-  ck_assert_int_eq(tandem_parallel_for_async(&t, &a.req, 0, 1000, 0, cover_body,
-                                             &a.cover, async_after_cb),
+  ck_assert_int_eq(tandem_parallel_for_async(&f.tandem, &a.req, 0, 1000, 0,
+                                             cover_body, &a.cover,
+                                             async_after_cb),
                    0);
   ck_assert_int_eq(tandem_cancel(&a.req), 0);
   worker_gate_open(&gate);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   worker_gate_destroy(&gate);
   ck_assert_uint_eq(a.called, 1);
   ck_assert_uint_eq(a.off_thread, 0);
   ck_assert_int_eq(a.status, UV_ECANCELED);
   ck_assert_uint_eq(load_u(&a.cover.calls), 0);
   cover_destroy(&a.cover);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -1612,7 +1542,7 @@ START_TEST(test_bad_input_einval_from_test_thread) {
   bad_input_t bi;
 
   atomic_init(&bad_calls, 0);
-  pool = new_pool(2);
+  pool = fixture_pool(2);
   memset(&bi, 0, sizeof(bi));
   bi.pool = pool;
   bad_input_run(&bi);
@@ -1622,21 +1552,16 @@ START_TEST(test_bad_input_einval_from_test_thread) {
 END_TEST
 
 START_TEST(test_bad_input_einval_inside_job) {
-  tandem_pool_t *pool;
+  fixture_t f;
   bad_input_t bi;
-  uv_loop_t loop;
-  tandem_t t;
 
   atomic_init(&bad_calls, 0);
-  pool = new_pool(2);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(tandem_init(&loop, &t, pool), 0);
+  open_workers(&f, 2);
   memset(&bi, 0, sizeof(bi));
   bi.pool = NULL; /* the worker's own pool */
-  run_in_job(&loop, &t, bad_input_run, &bi);
+  run_in_job(&f.loop, &f.tandem, bad_input_run, &bi);
   bad_input_check(&bi);
-  finish_loop(&loop, &t);
-  ck_assert_int_eq(tandem_pool_free(pool), 0);
+  fixture_close(&f);
 }
 END_TEST
 

@@ -45,7 +45,7 @@ static uint64_t streams_before;
 static uint64_t streams_now(unsigned *streaming) {
   tandem_stats_t st;
 
-  if (tandem_pool_stats(ps.pool, &st) != 0) {
+  if (tandem_pool_stats(ps.f.pool, &st) != 0) {
     ps.bad_calls++;
     return 0;
   }
@@ -60,7 +60,7 @@ static void empty_work_cb(tandem_work_t *req) {
 
 static void setup(void) {
   probes_open(&ps, WORKERS, probes, WIDTH, TOTAL, empty_work_cb);
-  tandem__loop_force_mode(&ps.tandem, TDM_MODE_STREAM);
+  tandem__loop_force_mode(&ps.f.tandem, TDM_MODE_STREAM);
   saw_stream = close_called = 0;
   cancel_victim = NULL;
   victim_status = 1;
@@ -72,7 +72,7 @@ static void teardown(void) {
 }
 
 static void close_cb(tandem_t *t) {
-  ck_assert_ptr_eq(t, &ps.tandem);
+  ck_assert_ptr_eq(t, &ps.f.tandem);
   close_called++;
 }
 
@@ -113,7 +113,7 @@ static void plain_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_stream_every_job_once) {
   probes_start(&ps, plain_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(ps.queued_total, TOTAL);
   probes_check_once(&ps);
   ck_assert_int_eq(ps.cancelled, 0);
@@ -122,8 +122,8 @@ START_TEST(test_stream_every_job_once) {
   /* uv_run returned in mid-stream (the last completions came in a burst):
    * the loop must have left the stream on its way out. */
   check_pool_whole();
-  tandem_close(&ps.tandem, close_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.f.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(close_called, 1);
 }
 END_TEST
@@ -152,23 +152,23 @@ START_TEST(test_every_worker_back_after_stream) {
   tandem_work_t meet[2];
 
   probes_start(&ps, plain_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   probes_check_once(&ps);
   check_streamed();
   /* Unpinned: the policy would not stream two jobs on two workers, and a
    * pinned stream would rest the worker the second one needs. */
-  tandem__loop_force_mode(&ps.tandem, -1);
+  tandem__loop_force_mode(&ps.f.tandem, -1);
   atomic_store(&met, 0);
   met_ok = 0;
   memset(meet, 0, sizeof(meet));
-  ck_assert_int_eq(tandem_queue_work(&ps.tandem, &meet[0], meet_work_cb,
+  ck_assert_int_eq(tandem_queue_work(&ps.f.tandem, &meet[0], meet_work_cb,
                                      meet_after_cb), 0);
-  ck_assert_int_eq(tandem_queue_work(&ps.tandem, &meet[1], meet_work_cb,
+  ck_assert_int_eq(tandem_queue_work(&ps.f.tandem, &meet[1], meet_work_cb,
                                      meet_after_cb), 0);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   ck_assert_msg(met_ok == 2, "the two jobs never ran at the same time");
-  tandem_close(&ps.tandem, close_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.f.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
 }
 END_TEST
 
@@ -178,7 +178,7 @@ static void close_after_cb(tandem_work_t *req, int status) {
   count_after(p, status);
   if (!ps.stop_requeue && mid_run()) {
     ps.stop_requeue = 1;
-    tandem_close(&ps.tandem, close_cb);
+    tandem_close(&ps.f.tandem, close_cb);
     /* Refused from now on, and the request stays the caller's. */
     if (probes_queue(&ps, p) != UV_ESHUTDOWN)
       ps.bad_calls++;
@@ -188,7 +188,7 @@ static void close_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_close_while_streaming) {
   probes_start(&ps, close_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   check_streamed();
   ck_assert_int_eq(ps.stop_requeue, 1);
   ck_assert_int_eq(close_called, 1);
@@ -214,7 +214,7 @@ static void cancel_after_cb(tandem_work_t *req, int status) {
 
 START_TEST(test_cancel_while_streaming) {
   probes_start(&ps, cancel_after_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
   check_streamed();
   ck_assert_msg(cancel_victim != NULL, "no queued job could be cancelled");
   probes_check_once(&ps);
@@ -224,8 +224,8 @@ START_TEST(test_cancel_while_streaming) {
   ck_assert_int_eq(atomic_load(&cancel_victim->ran),
                    cancel_victim->queued - 1);
   check_pool_whole();
-  tandem_close(&ps.tandem, close_cb);
-  ck_assert_int_eq(uv_run(&ps.loop, UV_RUN_DEFAULT), 0);
+  tandem_close(&ps.f.tandem, close_cb);
+  ck_assert_int_eq(uv_run(&ps.f.loop, UV_RUN_DEFAULT), 0);
 }
 END_TEST
 
