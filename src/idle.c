@@ -132,8 +132,8 @@ void tdm_idle_destroy(tdm_idle_t *idle) {
 /* ---------------------------------------------------------------- waking */
 
 /* Relaxed loads: a hint.  A stale answer rests or wakes a worker a little
- * late; the barriers that prevent lost work are in park() and
- * tdm_idle_stream_end(). */
+ * late; what prevents lost work is park()'s barrier and re-check,
+ * tdm_idle_stream_end()'s notify, and wake_for_work() / hand_over(). */
 static bool rests(tdm_idle_t *idle, const tdm_sleeper_t *sl) {
   uint32_t cpu;
 
@@ -161,6 +161,9 @@ static bool wake_one(tdm_idle_t *idle, bool *rested, bool force) {
       *rested = true;
       continue;
     }
+    /* Relaxed: the CAS below is a full barrier, and the worker reads
+     * unrest only after its wait returns.  Left set if the CAS loses, it
+     * costs one look without resting. */
     if (force)
       tdm_store_u32(&sl->unrest, 1);
     if (!tdm_cas_u32(&sl->sleeping, 1, 0))
@@ -250,6 +253,12 @@ static void try_search(tdm_idle_t *idle, tdm_search_t *s) {
   begin_search(s, SEARCH_ROUNDS, idle->spin_ns);
 }
 
+/* Says the machine is contended as of `now`.  Relaxed: a hint that
+ * stops searching and polling for a while, never a guard of work. */
+static void note_contention(tdm_idle_t *idle, uint64_t now) {
+  tdm_store_64(&idle->contended_until, now + CONTENDED_NS);
+}
+
 /* One step of a search between looks.  Returns false when the search is
  * over: its rounds are spent, the clock's ceiling passed, or the machine
  * turned out to be contended. */
@@ -270,7 +279,7 @@ static bool search_step(tdm_idle_t *idle, tdm_search_t *s) {
      * cores and our own threads account for: others want the cores, and
      * searching only delays the threads we wait for.  (A gap alone may be
      * our own busy loop thread.) */
-    tdm_idle_note_contention(idle, now);
+    note_contention(idle, now);
     return false;
   }
   s->last = now;
@@ -446,10 +455,6 @@ void tdm_idle_finished(tdm_idle_t *idle, const void *key) {
 }
 
 /* ------------------------------------------------------------ contention */
-
-void tdm_idle_note_contention(tdm_idle_t *idle, uint64_t now) {
-  tdm_store_64(&idle->contended_until, now + CONTENDED_NS);
-}
 
 bool tdm_idle_contended(tdm_idle_t *idle) {
   return uv_hrtime() < tdm_load_64(&idle->contended_until);

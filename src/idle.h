@@ -141,8 +141,7 @@ void tdm_idle_wait_zero(tdm_idle_t *idle, const void *key,
 void tdm_idle_finished(tdm_idle_t *idle, const void *key);
 
 /* Any thread: is the machine contended, so that nobody should search or
- * poll?  And: say it is, as of `now`. */
+ * poll (idle.c's search_step says when it is)? */
 bool tdm_idle_contended(tdm_idle_t *idle);
-void tdm_idle_note_contention(tdm_idle_t *idle, uint64_t now);
 
 #endif /* TANDEM_IDLE_H */

@@ -20,6 +20,9 @@ uint32_t tdm_stream_begin(tdm_streams_t *ss, tdm_idle_t *idle) {
       return TDM_NO_SLOT;
     i = (uint32_t)__builtin_ctz(~used);
   } while (!tdm_cas_u32(&ss->used, used, used | (1u << i)));
+  /* A worker may read the slot between the CAS and these stores and see
+   * its last owner's lag and release: a hint about when to take, which
+   * the next read corrects; the pop checks every cell's seq. */
   tdm_store_u32(&ss->slot[i].lag, 0);
   tdm_store_rel_64(&ss->slot[i].release, 0);
   ss->slot[i].cpu = UINT32_MAX;
