@@ -56,8 +56,12 @@ void tdm_stream_end(tdm_streams_t *ss, tdm_idle_t *idle, uint32_t slot) {
   if (slot == TDM_NO_SLOT)
     return;
   tdm_store_u32(&ss->slot[slot].lag, 0);
-  tdm_faa_u32(&ss->used, -(1u << slot)); /* the bit is set: clears it */
   tdm_idle_stream_end(idle, &ss->slot[slot].cpu);
+  /* Last: the slot is another loop's from here on.  The FAA (a full
+   * barrier) publishes our writes to it to that loop's claiming CAS.
+   * (Freed before its CPU count was given back, two loops wrote the slot
+   * at once: TSan, two loops pinned in STREAM in tests/test_many_loops.) */
+  tdm_faa_u32(&ss->used, -(1u << slot)); /* the bit is set: clears it */
 }
 
 /* The largest lag and the earliest release point of the loops streaming;
