@@ -46,7 +46,11 @@
  *   Resting workers (a loop streams on their CPU, tdm_idle_resting) look at
  * their own deque only, and notify passes them over -- unless every worker
  * is parked: then it wakes a resting one anyway, told not to rest on its
- * next look (wake_for_work).  A resting worker that goes to park hands the
+ * next look (wake_for_work).  A resting worker decides to rest before it
+ * parks, so its re-check after B looks at every queue -- like any other
+ * worker's, which the argument above needs -- whenever the stream ended
+ * since, or B made it the last worker parked with nobody searching
+ * (recheck; tests/test_idle.c replays both windows).  A resting worker that goes to park hands the
  * queues over (notify), and if that left every other worker parked with
  * work visible, it does not rest on its next look either (hand_over).  So
  * work never waits with every worker asleep.  When a stream ends,
@@ -288,16 +292,36 @@ static bool search_step(tdm_idle_t *idle, tdm_search_t *s) {
 
 /* --------------------------------------------------------------- parking */
 
+/* park()'s re-check, after its barrier (`c`: the word with this worker
+ * counted parked).  A worker that decided to rest looks at its own deque
+ * only -- unless, since it decided, the stream ended, or it is the last
+ * worker to park with nobody searching: then nobody else will take work
+ * that is visible, so it takes it and does not rest on its next look. */
+static bool recheck(tdm_idle_t *idle, unsigned i, bool resting, uint64_t c) {
+  tdm_sleeper_t *sl = &idle->sleepers[i];
+
+  if (resting && rests(idle, sl) &&
+      (SEARCHERS(c) != 0 || SLEEPERS(c) < idle->nworkers))
+    return idle->has_work(idle->ctx, i, true);
+  if (!idle->has_work(idle->ctx, i, false))
+    return false;
+  if (resting)
+    tdm_store_u32(&sl->unrest, 1);
+  return true;
+}
+
 /* Sleeps until woken.  Returns true if a waker counted us a searcher. */
 static bool park(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
                  bool resting) {
   tdm_sleeper_t *sl = &idle->sleepers[i];
+  uint64_t c;
   uint32_t snap;
 
   snap = tdm_parker_snapshot(&sl->parker);
   tdm_store_u32(&sl->sleeping, 1);
-  tdm_faa_64(&idle->counts, SLEEPER); /* full barrier before the re-check */
-  if (!tdm_load_u32(&idle->stop) && !idle->has_work(idle->ctx, i, resting)) {
+  /* Full barrier before the re-check. */
+  c = tdm_faa_64(&idle->counts, SLEEPER) + SLEEPER;
+  if (!tdm_load_u32(&idle->stop) && !recheck(idle, i, resting, c)) {
     tdm_store_64(&s->parks, s->parks + 1);
     tdm_parker_wait(&sl->parker, snap);
   }
@@ -344,6 +368,8 @@ static bool hand_over(tdm_idle_t *idle, tdm_search_t *s, unsigned i) {
   return true;
 }
 
+void (*tdm_idle__before_park)(unsigned worker);
+
 bool tdm_idle_none(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
                    bool resting) {
   if (tdm_load_u32(&idle->stop))
@@ -362,6 +388,8 @@ bool tdm_idle_none(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
     /* Full barrier; park() re-checks every queue after its own. */
     tdm_faa_64(&idle->counts, -SEARCHER);
   }
+  if (tdm_idle__before_park != NULL)
+    tdm_idle__before_park(i);
   if (park(idle, s, i, resting)) {
     /* Woken for work someone else may take first: look briefly, so that
      * a woken worker does not compete for long with the loop thread and

@@ -114,6 +114,12 @@ void tdm_idle_found(tdm_idle_t *idle, tdm_search_t *s);
 bool tdm_idle_none(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
                    bool resting);
 
+/* Tests only (tests/test_idle.c): called by worker `worker` in
+ * tdm_idle_none right before it counts itself parked, so that a test can
+ * act in the window between a worker's decision to park and its re-check.
+ * NULL in every program. */
+extern void (*tdm_idle__before_park)(unsigned worker);
+
 /* Worker, as it exits. */
 void tdm_idle_exit(tdm_idle_t *idle, tdm_search_t *s);
 
