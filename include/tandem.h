@@ -110,8 +110,13 @@ typedef void (*tandem_range_cb)(size_t lo, size_t hi, void *ctx);
  * defaults: zero it (`= {0}` or memset) and set what you need, so that the
  * reserved fields are zero too. */
 typedef struct tandem_options_s {
-  unsigned workers;    /**< worker threads; 0 = one per CPU this process
-                          may run on (its affinity mask) */
+  unsigned workers;    /**< worker threads; 0 = the default: the
+                          TANDEM_WORKERS environment variable if it holds
+                          a number from 1 to 4096 (another value is
+                          ignored with a message on stderr), else the
+                          CPUs this process may use -- its affinity
+                          mask's, or its cgroup v2 cpu.max quota rounded
+                          up where one is set, whichever is fewer */
   int worker_spin_us;  /**< the longest an idle worker looks for work
                           before it parks (it may park sooner: a search is
                           also bounded in looks, and at most half of the
@@ -131,11 +136,25 @@ typedef struct tandem_options_s {
                           it per thread); e.g. 5 makes the kernel prefer
                           a loop thread that wakes on a busy machine;
                           0 = unchanged.  Lowering it needs privilege. */
+  /** Admission limit: the most jobs that may wait to start, across the
+   * whole pool (compute jobs; blocking jobs are counted apart against the
+   * same limit).  A tandem_queue_work() or tandem_queue_work_ex() that
+   * would make more wait returns UV_EAGAIN at once and calls nothing
+   * (tandem_stats_t.rejected counts it).  A job stops waiting when it
+   * starts, expires or is cancelled.  Fork-join tasks are not counted.
+   * 0 = no limit. */
+  unsigned max_queued;
+  /** The most threads of the blocking side (TANDEM_JOB_BLOCKING jobs),
+   * made on demand; 0 = 64. */
+  unsigned blocking_max;
+  /** How long an idle blocking thread lives, in milliseconds; 0 = 10,000. */
+  unsigned blocking_idle_ms;
+  unsigned reserved_u; /**< reserved: must be zero */
   /** Reserved for options of later releases: must be zero.  This release
    * ignores them; a later one gives them meaning with zero meaning what
    * this release does, so a caller that zeroes them keeps working, without
    * recompiling, when new options appear here. */
-  void *reserved[8];
+  void *reserved[6];
 } tandem_options_t;
 
 /** Makes a pool and starts its workers.  Returns 0 and sets *pool, UV_EINVAL
@@ -202,10 +221,22 @@ typedef struct tandem_stats_s {
   tandem_worker_stats_t total; /**< sum over every worker */
   /** the first min(workers, TANDEM_STATS_MAX_WORKERS) workers */
   tandem_worker_stats_t worker[TANDEM_STATS_MAX_WORKERS];
+  uint64_t rejected; /**< jobs refused with UV_EAGAIN (max_queued) */
+  uint64_t expired;  /**< jobs whose deadline passed before they started:
+                          called back with UV_ETIMEDOUT */
+  uint64_t queued;   /**< jobs waiting to start now, counted where
+                          max_queued is set (compute and blocking); 0
+                          without a limit */
+  uint64_t blocking_jobs;     /**< blocking jobs run */
+  unsigned blocking_threads;  /**< threads of the blocking side now */
+  unsigned blocking_idle;     /**< of those, idle now */
+  uint64_t high_lane_jobs;    /**< HIGH jobs run by the pool's HIGH lane
+                                   (a thread that runs HIGH jobs while
+                                   every worker is busy) */
   /** Reserved for counters of later releases: this release writes 0 in
    * each.  A later one may count something here (a new field takes the
    * place of the first ones) without changing the struct's size. */
-  uint64_t reserved[8];
+  uint64_t reserved[3];
 } tandem_stats_t;
 
 /** Fills *out with a snapshot of the pool's counters; each counter is read
@@ -313,7 +344,10 @@ struct tandem_work_s {
   int from_loop_;
   /* private: tandem_parallel_for_async's arguments */
   uintptr_t range_[5];
-  void *reserved_[4];
+  uint64_t deadline_; /* uv_hrtime() value; 0: none */
+  unsigned opts_;     /* class and flags (src/pool.h, TDM_OPT_*) */
+  unsigned cancel_;   /* 1 once cancel or close asked; atomic */
+  void *reserved_[2];
   /** \endcond */
 };
 
@@ -337,7 +371,8 @@ TANDEM_EXTERN int tandem_init(uv_loop_t *loop, tandem_t *t,
 /** \ingroup handle
  * Starts closing the handle: refuses new jobs (UV_ESHUTDOWN), cancels jobs
  * that have not started (their after callbacks get UV_ECANCELED), lets running
- * ones finish, runs every remaining after callback, then calls `cb` (may be
+ * ones finish (tandem_work_cancelled() is 1 for them from now on, and each
+ * whose work_cb returns while it is gets UV_ECANCELED), runs every remaining after callback, then calls `cb` (may be
  * NULL) on the loop thread.  The close finishes inside uv_run(): run the loop
  * after tandem_close() (uv_loop_close() returns UV_EBUSY and
  * tandem_pool_free() UV_EBUSY until it has).  After `cb` the loop holds
@@ -364,6 +399,63 @@ TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
                                     tandem_after_work_cb after_cb);
 
 /** \ingroup work
+ * Job classes, tandem_job_opts_t.priority.  A HIGH job starts before every
+ * NORMAL or LOW job that is still waiting, as soon as a worker is free --
+ * and while every worker is busy, at once on the pool's HIGH lane, a
+ * thread that runs only HIGH jobs (made on the first HIGH job, parked
+ * otherwise).  A LOW job starts only when no HIGH or NORMAL job waits.  No
+ * running job is interrupted.  Within a class, jobs queued from outside
+ * the pool start in the order they were queued.  Fork-join tasks spawned
+ * inside a job take its class. */
+enum { TANDEM_PRIO_LOW = -1, TANDEM_PRIO_NORMAL = 0, TANDEM_PRIO_HIGH = 1 };
+
+/** \ingroup work
+ * tandem_job_opts_t.flags.  TANDEM_JOB_BLOCKING: the job may block (file,
+ * DNS, sleep, a lock held elsewhere): it runs on the pool's blocking side,
+ * threads made on demand up to tandem_options_t.blocking_max and ended
+ * after blocking_idle_ms idle, never on a compute worker.  Blocking jobs
+ * start in the order they were queued (their priority is not used). */
+enum { TANDEM_JOB_BLOCKING = 1 };
+
+/** \ingroup work
+ * Options of one job, for tandem_queue_work_ex().  Zero it (`= {0}`) and
+ * set what you need: zero means a NORMAL compute job with no deadline. */
+typedef struct tandem_job_opts_s {
+  int priority;      /**< TANDEM_PRIO_*; 0 = normal */
+  uint64_t deadline; /**< a uv_hrtime() value: if the job has not started
+                          by then it is not run, and its after callback
+                          gets UV_ETIMEDOUT (a deadline already past when
+                          queued expires at once); a running job is not
+                          stopped (work_cb may compare uv_hrtime() with
+                          it).  0 = none */
+  unsigned flags;    /**< TANDEM_JOB_BLOCKING, or 0 */
+  void *reserved_[4]; /**< reserved: must be zero (ignored) */
+} tandem_job_opts_t;
+
+/** \ingroup work
+ * tandem_queue_work() with options (NULL: the defaults, exactly
+ * tandem_queue_work()).  Returns what tandem_queue_work() returns, and
+ * UV_EINVAL for a priority other than TANDEM_PRIO_* or unknown flags,
+ * UV_EAGAIN when the pool's max_queued jobs already wait (nothing is
+ * called; queue it again later).  A job whose deadline is already past is
+ * accepted (0) and called back with UV_ETIMEDOUT without running.
+ * \thread Any thread, as tandem_queue_work(). */
+TANDEM_EXTERN int tandem_queue_work_ex(tandem_t *t, tandem_work_t *req,
+                                       tandem_work_cb work_cb,
+                                       tandem_after_work_cb after_cb,
+                                       const tandem_job_opts_t *opts);
+
+/** \ingroup work
+ * For work_cb, to stop early: returns 1 once tandem_cancel(req) was called
+ * while the job ran, or tandem_close() on its handle, else 0.  A job whose
+ * work_cb returns while this is 1 gets UV_ECANCELED in its after callback
+ * instead of 0 -- including a job that had finished its work just as the
+ * cancel came (the cancel wins that race; the result may be complete).
+ * 0 for NULL.
+ * \thread Any thread; meant for the worker running req's work_cb. */
+TANDEM_EXTERN int tandem_work_cancelled(const tandem_work_t *req);
+
+/** \ingroup work
  * Cancels a job that has not started.  Returns 0 if it had not: its after
  * callback then runs with UV_ECANCELED on the loop's next iteration, even
  * while every worker is busy, and the pool never touches `req` again.  Returns
@@ -371,7 +463,12 @@ TANDEM_EXTERN int tandem_queue_work(tandem_t *t, tandem_work_t *req,
  * returned yet, or if it never entered the injection queue: jobs queued from
  * inside one of the pool's workers go straight onto that worker's deque, and
  * jobs queued while the injection queue was full wait on an overflow list;
- * both count as taken.  UV_EINVAL for NULL or a request never queued.
+ * both count as taken.  HIGH, LOW and blocking jobs wait in queues of their
+ * own and can be cancelled there (an O(n) search of that queue).  For a
+ * running job it also returns UV_EBUSY, and asks it to stop: from then on
+ * tandem_work_cancelled(req) is 1, and if work_cb returns while it is, the
+ * after callback gets UV_ECANCELED.  UV_EINVAL for NULL or a request never
+ * queued.
  * \thread Any thread. */
 TANDEM_EXTERN int tandem_cancel(tandem_work_t *req);
 
