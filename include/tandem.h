@@ -169,8 +169,11 @@ TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
 /** Stops and joins the workers and frees the pool.  Returns 0, UV_EBUSY while a
  * tandem_t is still attached (tandem_close() it first), UV_EINVAL for NULL,
  * for the default pool (which lives until the process exits) or when called
- * from one of the pool's workers.
- * \thread Any thread but one of the pool's own workers. */
+ * from one of the pool's workers, or from a HIGH lane or blocking thread
+ * (of any pool: a thread cannot join itself, and this release does not
+ * tell whose it is).  Blocking threads that are idle are ended with it.
+ * \thread Any thread but one of the pool's own workers, a HIGH lane or
+ * a blocking thread. */
 TANDEM_EXTERN int tandem_pool_free(tandem_pool_t *pool);
 
 /** The process-wide default pool, made with default options on first use (and
@@ -236,7 +239,7 @@ typedef struct tandem_stats_s {
   /** Reserved for counters of later releases: this release writes 0 in
    * each.  A later one may count something here (a new field takes the
    * place of the first ones) without changing the struct's size. */
-  uint64_t reserved[3];
+  uint64_t reserved[2];
 } tandem_stats_t;
 
 /** Fills *out with a snapshot of the pool's counters; each counter is read
@@ -341,13 +344,12 @@ struct tandem_work_s {
   void *cell_;     /* injection cell while queued there */
   unsigned state_; /* queued, running, done, finished; atomic */
   int status_;
-  int from_loop_;
+  unsigned opts_;   /* class and flags (src/pool.h, TDM_OPT_*) */
+  unsigned cancel_; /* 1 once tandem_cancel asked it to stop; atomic */
   /* private: tandem_parallel_for_async's arguments */
   uintptr_t range_[5];
-  uint64_t deadline_; /* uv_hrtime() value; 0: none */
-  unsigned opts_;     /* class and flags (src/pool.h, TDM_OPT_*) */
-  unsigned cancel_;   /* 1 once cancel or close asked; atomic */
-  void *reserved_[2];
+  uint64_t deadline_; /* a uv_hrtime() value, with TDM_OPT_DEADLINE */
+  void *reserved_[3];
   /** \endcond */
 };
 
@@ -465,10 +467,13 @@ TANDEM_EXTERN int tandem_work_cancelled(const tandem_work_t *req);
  * jobs queued while the injection queue was full wait on an overflow list;
  * both count as taken.  HIGH, LOW and blocking jobs wait in queues of their
  * own and can be cancelled there (an O(n) search of that queue).  For a
- * running job it also returns UV_EBUSY, and asks it to stop: from then on
- * tandem_work_cancelled(req) is 1, and if work_cb returns while it is, the
- * after callback gets UV_ECANCELED.  UV_EINVAL for NULL or a request never
- * queued.
+ * running job, or one it cannot take back, it also returns UV_EBUSY, and
+ * asks it to stop: from then on tandem_work_cancelled(req) is 1, and if
+ * work_cb returns after that, the after callback gets UV_ECANCELED (a
+ * cancel that comes as work_cb returns may be too late: then 0).  A
+ * finished job (awaiting or past its after callback) is not asked; but a
+ * cancel racing a re-queue of the same request from its after callback
+ * may ask the new job.  UV_EINVAL for NULL or a request never queued.
  * \thread Any thread. */
 TANDEM_EXTERN int tandem_cancel(tandem_work_t *req);
 

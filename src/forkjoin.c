@@ -355,6 +355,6 @@ int tandem_parallel_for_async(tandem_t *t, tandem_work_t *req, size_t begin,
   if (t == NULL || req == NULL || body == NULL || end < begin)
     return UV_EINVAL;
   /* The arguments are written only once the request is ours. */
-  return tandem__queue_work_with(t, req, pfor_async_work, after_cb,
+  return tandem__queue_work_with(t, req, pfor_async_work, after_cb, 0, 0,
                                  pfor_async_setup, &args);
 }

@@ -267,19 +267,6 @@ void tandem__complete(tandem_work_t *req, int status) {
     tdm_faa_u32(&pool->ext_senders, (uint32_t)-1);
 }
 
-void tandem__job_run(tdm_worker_t *w, tandem_work_t *req) {
-  tandem_t *t = req->tandem;
-
-  if (tdm_load_u32(&t->closing_)) {
-    tdm_faa_64(&w->pool->cancelled, 1);
-    tandem__complete(req, UV_ECANCELED);
-    return;
-  }
-  tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
-  req->work_cb_(req);
-  tandem__complete(req, 0);
-}
-
 /* Loop thread: wakes a worker for the jobs queued by after callbacks. */
 static void kick(tandem_t *t) {
   if (t->flags_ & F_KICK) {
@@ -325,7 +312,7 @@ static unsigned drain(tandem_t *t) {
     next = req->next_;
     status = req->status_;
     after = req->after_cb_;
-    from_loop = req->from_loop_;
+    from_loop = (req->opts_ & TDM_OPT_FROM_LOOP) != 0;
     /* Idle again before the callback, which may queue it anew. */
     tdm_store_rel_u32(&req->state_, TDM_REQ_FINISHED);
     if (after != NULL)
@@ -559,6 +546,8 @@ static void close_taken(void *item, void *arg) {
     tandem__pool_submit(t->pool, req, req->tandem, &req->cell_, false);
     return;
   }
+  if (req->opts_ & TDM_OPT_COUNTED)
+    tandem__job_unadmit(t->pool, req->opts_);
   tdm_faa_64(&t->pool->cancelled, 1);
   tandem__complete(req, UV_ECANCELED);
 }
@@ -582,14 +571,28 @@ int tandem_close(tandem_t *t, tandem_close_cb cb) {
   update_ref(t);
   /* Jobs still waiting in the ring are cancelled now, whoever queued
    * them; the few on workers' deques when a worker reaches them. */
-  tdm_inject_cancel_owned(&t->pool->inject, t, close_taken, t);
+  tandem__job_take_owned(t, close_taken, t);
   maybe_finish_close(t);
   return 0;
 }
 
 int tandem_queue_work(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
                       tandem_after_work_cb after_cb) {
-  return tandem__queue_work_with(t, req, work_cb, after_cb, NULL, NULL);
+  return tandem__queue_work_with(t, req, work_cb, after_cb, 0, 0, NULL, NULL);
+}
+
+int tandem_queue_work_ex(tandem_t *t, tandem_work_t *req,
+                         tandem_work_cb work_cb, tandem_after_work_cb after_cb,
+                         const tandem_job_opts_t *opts) {
+  uint64_t deadline;
+  unsigned bits;
+  int err;
+
+  err = tandem__job_opts(opts, &bits, &deadline);
+  if (err != 0)
+    return err;
+  return tandem__queue_work_with(t, req, work_cb, after_cb, bits, deadline,
+                                 NULL, NULL);
 }
 
 /* Counts a job in, unless the handle is closing (then returns false): on
@@ -609,38 +612,87 @@ static bool count_in(tandem_t *t, bool from_loop) {
   return true;
 }
 
-int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
-                            tandem_work_cb work_cb,
-                            tandem_after_work_cb after_cb,
-                            void (*setup)(tandem_work_t *req, void *arg),
-                            void *arg) {
-  unsigned state;
-  int from_loop;
+/* The job's options, past admission and the handle's count: a job whose
+ * deadline is already past is called back at once (UV_ETIMEDOUT), a HIGH,
+ * LOW or blocking one goes to its own queue.  Returns true if it took the
+ * job; false leaves it to the NORMAL path. */
+static bool submit_special(tandem_t *t, tandem_work_t *req, bool expired) {
+  if (expired) {
+    tdm_faa_64(&t->pool->expired, 1);
+    tandem__complete(req, UV_ETIMEDOUT);
+    return true;
+  }
+  if ((req->opts_ & (TDM_OPT_CLASS | TDM_OPT_BLOCKING)) == 0)
+    return false;
+  if (tandem__job_submit(t->pool, req, false) != 0) {
+    /* No blocking thread exists and none can be made: the job is
+     * cancelled rather than left waiting for nobody. */
+    if (req->opts_ & TDM_OPT_COUNTED)
+      tandem__job_unadmit(t->pool, req->opts_);
+    tdm_faa_64(&t->pool->cancelled, 1);
+    tandem__complete(req, UV_ECANCELED);
+  }
+  return true;
+}
 
-  if (t == NULL || req == NULL || work_cb == NULL || t->pool == NULL)
-    return UV_EINVAL;
-  if (tandem__pool_stale(t->pool))
-    return UV_ESRCH; /* a handle inherited across fork() */
+/* Claims `req` for a submit (its state to CLAIMED), admits it against
+ * max_queued (adds TDM_OPT_COUNTED to *bits) and counts it in on `t`.
+ * Returns 0, or the error with the request as it was. */
+static int claim(tandem_t *t, tandem_work_t *req, unsigned *bits,
+                 bool expired, int *from_loop) {
+  unsigned state;
+
   /* Claim the request first, so that a second submit of it fails; a cancel
    * meanwhile answers UV_EBUSY (pool.h: the request's states). */
   state = tdm_load_u32(&req->state_);
   if (tandem__state_in_flight(state) ||
       !tdm_cas_u32(&req->state_, state, TDM_REQ_CLAIMED))
     return UV_EBUSY;
-  /* Ours now: a refused concurrent submit cannot touch what we write. */
-  if (setup != NULL)
-    setup(req, arg);
-  from_loop = on_loop_thread(t);
-  if (!count_in(t, from_loop)) {
+  if (t->pool->max_queued != 0 && !expired) {
+    if (!tandem__job_admit(t->pool, *bits)) {
+      tdm_store_u32(&req->state_, state);
+      return UV_EAGAIN;
+    }
+    *bits |= TDM_OPT_COUNTED;
+  }
+  *from_loop = on_loop_thread(t);
+  if (!count_in(t, *from_loop)) {
+    if (*bits & TDM_OPT_COUNTED)
+      tandem__job_unadmit(t->pool, *bits);
     tdm_store_u32(&req->state_, state);
     return UV_ESHUTDOWN;
   }
+  return 0;
+}
 
+int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
+                            tandem_work_cb work_cb,
+                            tandem_after_work_cb after_cb, unsigned bits,
+                            uint64_t deadline,
+                            void (*setup)(tandem_work_t *req, void *arg),
+                            void *arg) {
+  bool expired;
+  int from_loop;
+  int err;
+
+  if (t == NULL || req == NULL || work_cb == NULL || t->pool == NULL)
+    return UV_EINVAL;
+  if (tandem__pool_stale(t->pool))
+    return UV_ESRCH; /* a handle inherited across fork() */
+  expired = (bits & TDM_OPT_DEADLINE) && uv_hrtime() >= deadline;
+  err = claim(t, req, &bits, expired, &from_loop);
+  if (err != 0)
+    return err;
+  /* Ours now: a refused concurrent submit cannot touch what we write. */
+  if (setup != NULL)
+    setup(req, arg);
   req->tandem = t;
   req->work_cb_ = work_cb;
   req->after_cb_ = after_cb;
   req->status_ = 0;
-  req->from_loop_ = from_loop;
+  req->opts_ = bits | (from_loop ? TDM_OPT_FROM_LOOP : 0);
+  req->cancel_ = 0;
+  req->deadline_ = deadline;
   tdm_store_ptr(&req->cell_, NULL); /* not the cell of an earlier queueing */
   /* Release: a cancel that sees QUEUED sees the handle and cell_ above.
    * Before the submit: from then on a worker may make it RUNNING. */
@@ -652,6 +704,8 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
     if (t->loop_pending_ <= t->mode_state_.ask_max)
       decide_turn(t, TDM_EV_SUBMIT, 0);
   }
+  if (bits != 0 && submit_special(t, req, expired))
+    return 0;
   /* Publishes every field above (release in the deque or the ring).  From
    * inside drain() the wake-up waits for the batch: one fence, not one per
    * job. */
@@ -672,19 +726,26 @@ int tandem_cancel(tandem_work_t *req) {
     return UV_EINVAL;
   /* Acquire: pairs with the submit's release of QUEUED. */
   state = tdm_load_acq_u32(&req->state_);
-  if (state == TDM_REQ_RUNNING || state == TDM_REQ_DONE ||
-      state == TDM_REQ_FINISHED || state == TDM_REQ_CLAIMED)
+  if (state == TDM_REQ_DONE || state == TDM_REQ_FINISHED ||
+      state == TDM_REQ_CLAIMED)
     return UV_EBUSY;
-  if (state != TDM_REQ_QUEUED)
+  if (state != TDM_REQ_QUEUED && state != TDM_REQ_RUNNING)
     return UV_EINVAL;
-  /* Only a job still in the injection ring can be taken back; the cas on
-   * its cell decides against the consumer's swap.  The handle is read only
-   * once the cas has won: then the request sits in that cell, put there by
-   * the submit that wrote req->tandem, and nobody can queue it anew. */
-  if (!tdm_inject_cancel_cell(tdm_load_ptr(&req->cell_), req))
+  /* Only a job still waiting in a queue can be taken back: the queue
+   * decides against a worker taking it (job.c).  The handle is read only
+   * once that has won: then the request sits where the submit that wrote
+   * req->tandem put it, and nobody can queue it anew. */
+  if (state == TDM_REQ_RUNNING || !tandem__job_take_back(req)) {
+    /* Running, or taken by a worker that is about to run it (or waiting
+     * where it cannot be taken back): ask it to stop.  Relaxed: a flag its
+     * work_cb polls; the completion's full barrier orders it before the
+     * status is read (job.c). */
+    tdm_store_u32(&req->cancel_, 1);
     return UV_EBUSY;
+  }
   t = req->tandem;
-  tdm_inject_tombstoned(&t->pool->inject);
+  if (req->opts_ & TDM_OPT_COUNTED)
+    tandem__job_unadmit(t->pool, req->opts_);
   tdm_faa_64(&t->pool->cancelled, 1);
   tandem__complete(req, UV_ECANCELED);
   return 0;

@@ -59,6 +59,7 @@
  * thread: release on push, and the loop's swap acquires.
  */
 #include "pool.h"
+#include "sizing.h"
 #include "renice.h"
 
 #include <sched.h>
@@ -120,6 +121,8 @@ static bool work_visible(tandem_pool_t *pool) {
     return true;
   if (tdm_load_ptr(&pool->overflow) != NULL)
     return true;
+  if (tdm_classq_any(&pool->high) || tdm_classq_any(&pool->low))
+    return true;
   for (i = 0; i < pool->nworkers; i++)
     if (tdm_deque_size(&pool->workers[i].dq) != 0)
       return true;
@@ -137,14 +140,6 @@ static bool has_work(void *ctx, unsigned worker, bool own_only) {
 
 /* ------------------------------------------------------------ overflow */
 
-/* Where an item keeps its overflow link: requests in next_ (unused while
- * queued), frames in their own next. */
-static void **item_link(void *item) {
-  if ((uintptr_t)item & TDM_ITEM_FRAME)
-    return &((tdm_frame_t *)((uintptr_t)item & ~TDM_ITEM_FRAME))->next;
-  return &((tandem_work_t *)item)->next_;
-}
-
 /* Any thread: the ring is full, so the item waits on the overflow stack;
  * submitting never blocks.  The CAS is a full barrier. */
 static void overflow_push(tandem_pool_t *pool, void *item) {
@@ -152,7 +147,7 @@ static void overflow_push(tandem_pool_t *pool, void *item) {
 
   do {
     old = tdm_load_ptr(&pool->overflow);
-    *item_link(item) = old;
+    *tdm_item_link(item) = old;
   } while (!tdm_cas_ptr(&pool->overflow, old, item));
 }
 
@@ -167,15 +162,15 @@ static void *overflow_take(tdm_worker_t *w) {
     return NULL;
   list = tdm_fas_ptr(&w->pool->overflow, NULL);
   for (prev = NULL; list != NULL; list = next) { /* newest first: reverse */
-    next = *item_link(list);
-    *item_link(list) = prev;
+    next = *tdm_item_link(list);
+    *tdm_item_link(list) = prev;
     prev = list;
   }
   if (prev == NULL)
     return NULL;
-  list = *item_link(prev);
+  list = *tdm_item_link(prev);
   for (; list != NULL; list = next) {
-    next = *item_link(list);
+    next = *tdm_item_link(list);
     if (tdm_deque_push_owner(&w->dq, list) != 0)
       overflow_push(w->pool, list); /* no memory: leave it for later */
   }
@@ -194,6 +189,13 @@ void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
   if (cellp == NULL)
     cellp = (void **)&unused;
   self = tandem__self;
+  /* A fork-join task spawned by a HIGH or LOW job on a thread other than
+   * a worker (the HIGH lane) takes its class. */
+  if (((uintptr_t)item & TDM_ITEM_FRAME) && self == NULL &&
+      tandem__running_cls != TDM_CLS_NORMAL) {
+    tandem__pool_submit_class(pool, item, tandem__running_cls);
+    return;
+  }
   if (self != NULL && self->pool == pool &&
       tdm_deque_push_owner(&self->dq, item) == 0) {
     tdm_store_ptr(cellp, NULL);
@@ -218,6 +220,18 @@ void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
   tdm_fence_sc();
   if (!tdm_inject_ahead(&pool->inject, pos))
     notify(pool);
+}
+
+void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
+                               unsigned cls) {
+  /* The push is a full barrier after the item, before the loads below. */
+  tdm_classq_push(cls == TDM_CLS_HIGH ? &pool->high : &pool->low, item);
+  notify(pool);
+  /* Every worker busy, or nobody searching yet: the lane takes a HIGH
+   * request now rather than after a running job (lane.h). */
+  if (cls == TDM_CLS_HIGH && ((uintptr_t)item & TDM_ITEM_FRAME) == 0 &&
+      (uint32_t)tdm_load_64(&pool->idle.counts) == 0)
+    tdm_lane_wake(pool);
 }
 
 void tandem__pool_stream_begin(tandem_t *t) {
@@ -282,11 +296,27 @@ static void run_item(tdm_worker_t *w, void *item) {
     f = (tdm_frame_t *)((uintptr_t)item & ~TDM_ITEM_FRAME);
     f->run(f);
   } else {
-    tandem__job_run(w, item);
+    tandem__job_run(w->pool, w, item);
   }
 }
 
-static void *steal_any(tdm_worker_t *w) {
+/* Victims, by the class of the job each runs (a hint): */
+enum {
+  V_ANY,       /* every other worker */
+  V_HIGH,      /* only those running a HIGH job */
+  V_NOT_LOW    /* every one but those running a LOW job */
+};
+
+static bool victim_fits(const tdm_worker_t *v, int which) {
+  uint32_t cls;
+
+  if (which == V_ANY)
+    return true;
+  cls = tdm_load_u32(&v->cls);
+  return which == V_HIGH ? cls == TDM_CLS_HIGH : cls != TDM_CLS_LOW;
+}
+
+static void *steal_from(tdm_worker_t *w, int which) {
   tandem_pool_t *pool;
   unsigned n;
   unsigned start;
@@ -301,7 +331,7 @@ static void *steal_any(tdm_worker_t *w) {
   start = (unsigned)(xorshift(&w->rng) % n);
   for (i = 0; i < n; i++) {
     v = &pool->workers[(start + i) % n];
-    if (v == w)
+    if (v == w || !victim_fits(v, which))
       continue;
     do
       item = tdm_deque_steal(&v->dq);
@@ -312,6 +342,10 @@ static void *steal_any(tdm_worker_t *w) {
     }
   }
   return NULL;
+}
+
+static void *steal_any(tdm_worker_t *w) {
+  return steal_from(w, V_ANY);
 }
 
 /* Does the loop that queued `item` stream?  Then it, not the workers,
@@ -327,10 +361,56 @@ static bool owner_streams(void *item) {
   return tdm_load_u32(&t->streaming_) != 0;
 }
 
+/* Between jobs: HIGH work first -- a HIGH job waiting, then the fork-join
+ * tasks of HIGH jobs running on other workers. */
+static void *find_high(tdm_worker_t *w) {
+  tandem_pool_t *pool = w->pool;
+  void *item;
+
+  item = tdm_classq_pop(&pool->high);
+  if (item != NULL) {
+    bump(&w->injected);
+    return item;
+  }
+  if (tdm_load_u32(&pool->running_high) != 0)
+    return steal_from(w, V_HIGH);
+  return NULL;
+}
+
+/* Between jobs, once no NORMAL work was found: what other workers'
+ * deques hold (but LOW jobs' tasks), then LOW jobs, then LOW jobs'
+ * tasks. */
+static void *find_low(tdm_worker_t *w) {
+  tandem_pool_t *pool = w->pool;
+  void *item;
+
+  if (tdm_load_u32(&pool->running_low) == 0) {
+    item = steal_any(w);
+    if (item != NULL)
+      return item;
+  } else {
+    item = steal_from(w, V_NOT_LOW);
+    if (item != NULL)
+      return item;
+  }
+  item = tdm_classq_pop(&pool->low);
+  if (item != NULL) {
+    bump(&w->injected);
+    return item;
+  }
+  return tdm_load_u32(&pool->running_low) != 0 ? steal_any(w) : NULL;
+}
+
 static void *find_work(tdm_worker_t *w, bool from_inject) {
   void *item;
   bool more;
 
+  if (from_inject && (tdm_classq_any(&w->pool->high) ||
+                      tdm_load_u32(&w->pool->running_high) != 0)) {
+    item = find_high(w);
+    if (item != NULL)
+      return item;
+  }
   item = tdm_deque_take_owner(&w->dq);
   if (item != NULL)
     return item;
@@ -352,6 +432,7 @@ static void *find_work(tdm_worker_t *w, bool from_inject) {
     item = overflow_take(w);
     if (item != NULL)
       return item;
+    return find_low(w);
   }
   return steal_any(w);
 }
@@ -380,6 +461,7 @@ static void worker_main(void *arg) {
   bool rest;
 
   tandem__self = w;
+  tandem__name_thread("tandem-w", w->index);
   /* A hint only: a worker that cannot be reniced still works. */
   (void)tandem__thread_renice(pool->worker_nice);
   for (;;) {
@@ -422,6 +504,11 @@ static void destroy(tandem_pool_t *pool) {
     if (pool->workers[i].dq.array != NULL)
       tdm_deque_destroy(&pool->workers[i].dq);
   free(pool->workers);
+  if (pool->classes_made) {
+    tdm_blocking_destroy(&pool->blocking);
+    tdm_classq_destroy(&pool->high);
+    tdm_classq_destroy(&pool->low);
+  }
   tdm_idle_destroy(&pool->idle);
   tdm_inject_destroy(&pool->inject);
   free(pool);
@@ -474,6 +561,16 @@ static int make_workers(tandem_pool_t *pool) {
 static int make_parts(tandem_pool_t *pool, const tandem_options_t *opts) {
   int err;
 
+  err = tdm_classq_init(&pool->high);
+  if (err == 0 && (err = tdm_classq_init(&pool->low)) != 0)
+    tdm_classq_destroy(&pool->high);
+  if (err == 0 && (err = tandem__job_blocking_init(pool, opts)) != 0) {
+    tdm_classq_destroy(&pool->high);
+    tdm_classq_destroy(&pool->low);
+  }
+  if (err != 0)
+    return err;
+  pool->classes_made = 1;
   err = tdm_idle_init(&pool->idle, pool->nworkers,
                       spin_ns(opts->worker_spin_us), has_work, pool);
   if (err == 0)
@@ -491,7 +588,7 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   *out = NULL;
   if (opts == NULL)
     opts = &defaults;
-  if (opts->workers > 4096 || opts->queue_size > TANDEM_QUEUE_SIZE_MAX ||
+  if (opts->workers > TDM_WORKERS_MAX || opts->queue_size > TANDEM_QUEUE_SIZE_MAX ||
       opts->worker_nice < -39 || opts->worker_nice > 39)
     return UV_EINVAL;
   if (posix_memalign((void **)&pool, TDM_CACHELINE, sizeof(*pool)) != 0)
@@ -499,12 +596,14 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   memset(pool, 0, sizeof(*pool));
   tandem__fork_watch();
   pool->gen = tdm_load_u32(&tandem__fork_gen);
-  /* The CPUs this process may use, not the machine's: in a cpuset or
-   * under taskset, more workers would only take turns. */
+  /* The CPUs this process may use, not the machine's: in a cpuset, under
+   * taskset or a cgroup CPU quota more workers would only take turns;
+   * TANDEM_WORKERS overrides (sizing.c). */
   pool->nworkers =
-      opts->workers != 0 ? opts->workers : tandem__usable_cpus();
+      opts->workers != 0 ? opts->workers : tandem__default_workers();
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
   pool->worker_nice = opts->worker_nice;
+  pool->max_queued = opts->max_queued;
   err = tdm_inject_init(&pool->inject, opts->queue_size != 0
                                            ? opts->queue_size
                                            : DEFAULT_QUEUE_SIZE);
@@ -528,11 +627,16 @@ int tandem_pool_free(tandem_pool_t *pool) {
     return UV_EINVAL;
   if (tandem__self != NULL && tandem__self->pool == pool)
     return UV_EINVAL;
+  /* Not from a thread it would join: a HIGH lane or a blocking thread. */
+  if (tandem__running_cls == TDM_CLS_HIGH || tdm_blocking_on_thread())
+    return UV_EINVAL;
   if (tdm_load_u32(&pool->nattached) != 0)
     return UV_EBUSY;
   /* A pool inherited across fork() has no workers here to stop. */
-  if (!tandem__pool_stale(pool))
+  if (!tandem__pool_stale(pool)) {
+    tdm_lane_stop(pool);
     stop_workers(pool, pool->nworkers);
+  }
   destroy(pool);
   return 0;
 }
@@ -566,6 +670,14 @@ int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out) {
   out->cancelled = tdm_load_64(&pool->cancelled);
   out->streams = tdm_load_64(&pool->streams);
   out->streaming = tdm_load_u32(&pool->idle.streams);
+  out->rejected = tdm_load_64(&pool->rejected);
+  out->expired = tdm_load_64(&pool->expired);
+  if (pool->max_queued != 0)
+    out->queued = tdm_load_64(&pool->queued) +
+                  tdm_load_64(&pool->blocking_queued);
+  tdm_blocking_counts(&pool->blocking, &out->blocking_threads,
+                      &out->blocking_idle, &out->blocking_jobs, NULL);
+  out->high_lane_jobs = tdm_load_64(&pool->lane.jobs);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[i];
     s.jobs = tdm_load_64(&w->jobs);

@@ -15,6 +15,10 @@
 #include "deque.h"
 #include "idle.h"
 #include "inject.h"
+#include "classq.h"
+#include "lane.h"
+#include "blocking.h"
+#include "job.h"
 #include "stream.h"
 #include "park.h"
 
@@ -26,8 +30,27 @@
 typedef struct tdm_frame_s tdm_frame_t;
 struct tdm_frame_s {
   void (*run)(tdm_frame_t *f);
-  void *next; /* overflow stack link */
+  void *next; /* overflow stack and class queue link */
 };
+
+/* Where an item keeps its link on the overflow stack or a class queue:
+ * requests in next_ (unused while queued), frames in their own next. */
+static inline void **tdm_item_link(void *item) {
+  if ((uintptr_t)item & TDM_ITEM_FRAME)
+    return &((tdm_frame_t *)((uintptr_t)item & ~TDM_ITEM_FRAME))->next;
+  return &((tandem_work_t *)item)->next_;
+}
+
+/* Job classes as the pool numbers them (tandem.h's TANDEM_PRIO_* + 1 would
+ * do, but NORMAL is 0 so that a zeroed request is NORMAL). */
+enum { TDM_CLS_NORMAL = 0, TDM_CLS_HIGH = 1, TDM_CLS_LOW = 2 };
+
+/* req->opts_: the class in the low two bits, then flags. */
+#define TDM_OPT_CLASS 3u
+#define TDM_OPT_BLOCKING 4u /* runs on the blocking side */
+#define TDM_OPT_DEADLINE 8u /* deadline_ is set */
+#define TDM_OPT_COUNTED 16u /* counted against max_queued until it starts */
+#define TDM_OPT_FROM_LOOP 32u /* queued on its loop's thread */
 
 /* A request's life, in req->state_.  In-flight values are unlikely bit
  * patterns so that an uninitialised request (as uv_work_t may be) is taken
@@ -48,8 +71,11 @@ enum {
  *   QUEUED -> RUNNING          the worker that took the item
  *   QUEUED/RUNNING -> DONE     tandem__complete (also a winning cancel)
  *   DONE -> FINISHED           the loop thread, before the after callback
- * tandem_cancel acts on QUEUED only: CLAIMED answers UV_EBUSY, so a cancel
- * never follows a handle the submit has not written yet (defect F2). */
+ * tandem_cancel takes back QUEUED jobs only: CLAIMED answers UV_EBUSY, so a
+ * cancel never follows a handle the submit has not written yet (defect
+ * F2).  A RUNNING job, or a QUEUED one it cannot take back, it asks to
+ * stop through req->cancel_, which the submit clears and the worker reads
+ * after work_cb (job.c). */
 static inline bool tandem__state_in_flight(uint32_t s) {
   /* QUEUED..CLAIMED are consecutive: one compare. */
   return s - TDM_REQ_QUEUED <= TDM_REQ_CLAIMED - TDM_REQ_QUEUED;
@@ -68,6 +94,9 @@ typedef struct tdm_worker_s {
   uv_thread_t thread;
   /* Written by other threads: a line of their own. */
   tandem_t *sending_to TDM_ALIGNED; /* set while completing into a tandem_t */
+  uint32_t cls; /* class of the job it runs (TDM_CLS_*): thieves take a
+                   HIGH job's fork-join tasks first, a LOW job's last;
+                   relaxed, a hint */
   /* Owner only (read by tandem_pool_stats): its search state and
    * counters. */
   tdm_search_t search TDM_ALIGNED;
@@ -89,11 +118,27 @@ struct tandem_pool_s {
   void *overflow TDM_ALIGNED; /* items that found the ring full: a
                                  Treiber stack, linked through the
                                  items themselves */
+  /* Jobs of the other classes (classq.h), and how many of each run now
+   * (counted for HIGH and LOW only: NORMAL work pays nothing). */
+  tdm_classq_t high;
+  tdm_classq_t low;
+  uint32_t running_high TDM_ALIGNED;
+  uint32_t running_low;
+  tdm_lane_t lane; /* runs HIGH jobs while every worker is busy */
+  /* Admission (max_queued): jobs waiting to start, compute and blocking
+   * apart; written on every submit and start when a limit is set. */
+  uint64_t queued TDM_ALIGNED;
+  uint64_t blocking_queued;
+  uint64_t rejected;
+  uint64_t expired;
+  tdm_blocking_t blocking; /* the blocking side (blocking.h) */
   /* Read-only after creation. */
   tdm_worker_t *workers TDM_ALIGNED;
   unsigned nworkers;
   uint64_t loop_spin_ns;
   int worker_nice;
+  uint64_t max_queued; /* 0: no limit */
+  int classes_made;    /* the class queues and blocking side exist */
   int is_default;
   uint32_t gen; /* tandem__fork_gen when made (fork.c) */
   tandem_pool_t *inherited_next; /* fork.c's list of inherited defaults */
@@ -146,6 +191,12 @@ void tandem__pool_stream_lag(tandem_t *t, unsigned lag);
 void tandem__pool_stream_release(tandem_t *t);
 void tandem__pool_stream_end(tandem_t *t);
 
+/* Any thread: puts `item` (a request or a fork-join frame) in the queue
+ * of class `cls` (HIGH or LOW) and notifies the idle policy -- and, for a
+ * HIGH request while no worker searches, the HIGH lane. */
+void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
+                               unsigned cls);
+
 /* Any thread: wakes a worker for items submitted with `defer`. */
 void tandem__pool_kick(tandem_pool_t *pool);
 
@@ -164,9 +215,11 @@ bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f);
  * found nothing. */
 bool tandem__pool_help_one(tdm_worker_t *w);
 
-/* Runs a job's work callback (or cancels it if its tandem_t is closing)
- * and hands it to its loop's completion stack. */
-void tandem__job_run(tdm_worker_t *w, tandem_work_t *req);
+/* Any thread (for the thread's next submits): the class of the job this
+ * non-worker thread runs now -- the HIGH lane's, or TDM_CLS_NORMAL.  Fork-
+ * join tasks it spawns go to that class's queue. */
+extern _Thread_local uint32_t tandem__running_cls;
+
 
 /* Any thread: is the machine contended, so that loops should not poll
  * (idle.c says when)? */
@@ -177,7 +230,8 @@ bool tandem__pool_contended(tandem_pool_t *pool);
  * request cannot be overwritten by a submit that is refused. */
 int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
                             tandem_work_cb work_cb,
-                            tandem_after_work_cb after_cb,
+                            tandem_after_work_cb after_cb, unsigned bits,
+                            uint64_t deadline,
                             void (*setup)(tandem_work_t *req, void *arg),
                             void *arg);
 

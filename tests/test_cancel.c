@@ -3,14 +3,19 @@
  * tandem_cancel(): a job that has not started is cancelled at once, even
  * while every worker is busy, its after callback gets UV_ECANCELED on the
  * loop's next iteration and its work callback never runs; anything else is
- * UV_EBUSY or UV_EINVAL.
+ * UV_EBUSY or UV_EINVAL.  A job that is running, or queued where it cannot
+ * be taken back, answers UV_EBUSY and is asked to stop (issue #13): its
+ * work callback sees tandem_work_cancelled() == 1 and, returning while it
+ * is, gets UV_ECANCELED though it ran.  A finished job is left alone.
  */
 #include <check.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fixture.h"
+#include "pool.h" /* TDM_REQ_DONE: a finished job, awaiting its callback */
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -22,6 +27,7 @@
 typedef struct probe_s {
   tandem_work_t req;
   atomic_int ran;     /* work callbacks run */
+  atomic_int saw;     /* tandem_work_cancelled() as the last one returned */
   uv_sem_t *started;  /* if set, posted when the work callback starts */
   uv_sem_t *proceed;  /* if set, the work callback waits on it */
   uv_sem_t *finished; /* if set, posted when the work callback ends */
@@ -30,6 +36,7 @@ typedef struct probe_s {
   int called; /* after callbacks run */
   int status; /* status of the last one */
   int off_loop_thread;
+  int cancel_rc; /* the test's tandem_cancel, where it keeps one */
 } probe_t;
 
 static fixture_t fx; /* each test's pool, loop and handle */
@@ -53,7 +60,9 @@ static void teardown(void) {
 static void probe_init(probe_t *p) {
   memset(p, 0, sizeof(*p));
   atomic_init(&p->ran, 0);
+  atomic_init(&p->saw, 0);
   p->status = 1; /* neither 0 nor an error code: "never called" */
+  p->cancel_rc = 1;
 }
 
 static void probe_work_cb(tandem_work_t *req) {
@@ -67,6 +76,7 @@ static void probe_work_cb(tandem_work_t *req) {
     uv_sem_post(p->started);
   if (p->proceed != NULL)
     uv_sem_wait(p->proceed);
+  atomic_store(&p->saw, tandem_work_cancelled(req));
   atomic_fetch_add(&p->ran, 1);
   if (p->finished != NULL)
     uv_sem_post(p->finished);
@@ -195,10 +205,12 @@ END_TEST
 
 /* An injection queue of 4 slots, both workers blocked, 64 jobs queued: the
  * first ones sit in the ring and cancel (0, then UV_ECANCELED on the next
- * iteration); the rest wait on the overflow list, which counts as taken
- * (UV_EBUSY) and run with status 0 once the workers are free.  Either way
- * every job is called back exactly once. */
+ * iteration, never run); the rest wait on the overflow list, which counts as
+ * taken (UV_EBUSY) but are asked to stop: they run once the workers are
+ * free, see tandem_work_cancelled() and get UV_ECANCELED.  Either way every
+ * job is called back exactly once. */
 START_TEST(test_cancel_jobs_beyond_injection_slots) {
+  tandem_stats_t stats;
   worker_gate_t gate;
   probe_t *p;
   int queue_errors;
@@ -229,47 +241,51 @@ START_TEST(test_cancel_jobs_beyond_injection_slots) {
       busy++;
     else
       other++;
-    p[i].status = rc == 0 ? 2 : 3; /* remember the verdict */
+    p[i].cancel_rc = rc;
   }
   ck_assert_int_eq(other, 0);
   ck_assert_int_ge(cancelled, 1); /* the ring had room for the first */
+  ck_assert_int_ge(busy, 1);      /* and for 4 at most */
 
+  /* Only the ones taken back are called back now; the others wait. */
   uv_run(&fx.loop, UV_RUN_NOWAIT);
-  for (i = 0; i < BEYOND; i++) {
-    if (p[i].status == UV_ECANCELED)
-      ck_assert_int_eq(p[i].called, 1);
-    else
-      ck_assert_msg(p[i].called == 0 && p[i].status == 3,
-                    "job %d: cancel returned %s, then called back %d times"
-                    " with status %d",
-                    i, p[i].status == 2 ? "0" : "EBUSY", p[i].called,
-                    p[i].status);
-  }
+  for (i = 0; i < BEYOND; i++)
+    ck_assert_msg(p[i].called == (p[i].cancel_rc == 0) &&
+                      p[i].status == (p[i].cancel_rc == 0 ? UV_ECANCELED : 1),
+                  "job %d: cancel returned %s, then called back %d times"
+                  " with status %d",
+                  i, p[i].cancel_rc == 0 ? "0" : "EBUSY", p[i].called,
+                  p[i].status);
 
   worker_gate_open(&gate);
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_uint_eq(gate.bad_status, 0);
   worker_gate_destroy(&gate);
   for (i = 0; i < BEYOND; i++) {
     ck_assert_int_eq(p[i].called, 1);
-    if (p[i].status == UV_ECANCELED) {
+    ck_assert_int_eq(p[i].status, UV_ECANCELED);
+    if (p[i].cancel_rc == 0) {
       ck_assert_int_eq(atomic_load(&p[i].ran), 0);
-      cancelled--;
     } else {
-      ck_assert_int_eq(p[i].status, 0);
+      /* Taken, so it ran -- told to stop, and reported stopped. */
       ck_assert_int_eq(atomic_load(&p[i].ran), 1);
-      busy--;
+      ck_assert_int_eq(atomic_load(&p[i].saw), 1);
     }
   }
-  ck_assert_int_eq(cancelled, 0);
-  ck_assert_int_eq(busy, 0);
+  /* Only the cancels that won count as cancelled before they started. */
+  ck_assert_int_eq(tandem_pool_stats(fx.pool, &stats), 0);
+  ck_assert_uint_eq(stats.cancelled, (uint64_t)cancelled);
   free(p);
   teardown();
 }
 END_TEST
 
-/* A running job cannot be cancelled: UV_EBUSY, and it completes with
- * status 0. */
+/* A running job cannot be taken back: UV_EBUSY.  It is asked to stop
+ * instead: tandem_work_cancelled() turns 1, its work callback sees it, and
+ * its after callback gets UV_ECANCELED though the work callback ran (issue
+ * #13). */
 START_TEST(test_cancel_running_job_is_busy) {
+  tandem_stats_t stats;
   uv_sem_t started;
   uv_sem_t proceed;
   probe_t p;
@@ -283,14 +299,19 @@ START_TEST(test_cancel_running_job_is_busy) {
   ck_assert_int_eq(queue_probe(&p), 0);
 
   uv_sem_wait(&started);
+  ck_assert_int_eq(tandem_work_cancelled(&p.req), 0);
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_work_cancelled(&p.req), 1);
   uv_sem_post(&proceed);
 
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(p.called, 1);
-  ck_assert_int_eq(p.status, 0);
+  ck_assert_int_eq(p.status, UV_ECANCELED);
   ck_assert_int_eq(atomic_load(&p.ran), 1);
+  ck_assert_int_eq(atomic_load(&p.saw), 1);
   ck_assert_int_eq(p.off_loop_thread, 0);
+  ck_assert_int_eq(tandem_pool_stats(fx.pool, &stats), 0);
+  ck_assert_uint_eq(stats.cancelled, 0); /* it had started */
 
   uv_sem_destroy(&started);
   uv_sem_destroy(&proceed);
@@ -298,8 +319,16 @@ START_TEST(test_cancel_running_job_is_busy) {
 }
 END_TEST
 
+/* Test thread: waits until `req`'s work callback has returned and its
+ * status is set (DONE, on the completion stack), with the loop not run. */
+static void wait_until_done(tandem_work_t *req) {
+  while (__atomic_load_n(&req->state_, __ATOMIC_ACQUIRE) != TDM_REQ_DONE)
+    sched_yield();
+}
+
 /* A finished job cannot be cancelled, neither while its after callback is
- * pending nor after it ran: UV_EBUSY both times, status 0. */
+ * pending nor after it ran: UV_EBUSY both times, nothing asked of it
+ * (tandem_work_cancelled() stays 0), status 0. */
 START_TEST(test_cancel_finished_job_is_busy) {
   uv_sem_t finished;
   probe_t p;
@@ -310,15 +339,20 @@ START_TEST(test_cancel_finished_job_is_busy) {
   p.finished = &finished;
   ck_assert_int_eq(queue_probe(&p), 0);
 
-  /* The work is done (or about to be); the loop has not run yet. */
+  /* The work is done; the loop has not run yet.  (A cancel before the work
+   * callback has returned would ask it to stop: wait until it is DONE.) */
   uv_sem_wait(&finished);
+  wait_until_done(&p.req);
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_work_cancelled(&p.req), 0);
 
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(p.status, 0);
+  ck_assert_int_eq(atomic_load(&p.saw), 0);
 
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_work_cancelled(&p.req), 0);
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(atomic_load(&p.ran), 1);
@@ -340,6 +374,7 @@ START_TEST(test_cancel_twice_is_busy) {
 
   ck_assert_int_eq(tandem_cancel(&p.req), 0);
   ck_assert_int_eq(tandem_cancel(&p.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_work_cancelled(&p.req), 0); /* DONE: left alone */
   uv_run(&fx.loop, UV_RUN_NOWAIT);
   ck_assert_int_eq(p.called, 1);
   ck_assert_int_eq(p.status, UV_ECANCELED);
@@ -480,10 +515,14 @@ START_TEST(test_cancel_job_queued_from_other_thread) {
 END_TEST
 
 /* A job queued from inside a worker goes onto that worker's deque and
- * counts as taken: cancelling it is UV_EBUSY and it completes with 0. */
+ * counts as taken: cancelling it is UV_EBUSY, but asks it to stop.  The
+ * child waits for the cancel (another worker may have stolen it by then),
+ * so it cannot have finished before: it runs, sees tandem_work_cancelled()
+ * and completes with UV_ECANCELED. */
 typedef struct nested_cancel_s {
   probe_t parent;
   probe_t child;
+  uv_sem_t child_proceed;
   atomic_int queue_rc;
   atomic_int cancel_rc;
 } nested_cancel_t;
@@ -494,6 +533,7 @@ static void nested_parent_work_cb(tandem_work_t *req) {
   (void)req;
   atomic_store(&nested->queue_rc, queue_probe(&nested->child));
   atomic_store(&nested->cancel_rc, tandem_cancel(&nested->child.req));
+  uv_sem_post(&nested->child_proceed);
 }
 
 static int nested_both_called(void *arg) {
@@ -510,6 +550,8 @@ START_TEST(test_cancel_job_queued_from_worker_is_busy) {
   memset(&n, 0, sizeof(n));
   probe_init(&n.parent);
   probe_init(&n.child);
+  ck_assert_int_eq(uv_sem_init(&n.child_proceed, 0), 0);
+  n.child.proceed = &n.child_proceed;
   atomic_init(&n.queue_rc, 1);
   atomic_init(&n.cancel_rc, 1);
   nested = &n;
@@ -524,9 +566,12 @@ START_TEST(test_cancel_job_queued_from_worker_is_busy) {
   ck_assert_int_eq(atomic_load(&n.queue_rc), 0);
   ck_assert_int_eq(atomic_load(&n.cancel_rc), UV_EBUSY);
   ck_assert_int_eq(n.child.called, 1);
-  ck_assert_int_eq(n.child.status, 0);
+  ck_assert_int_eq(n.child.status, UV_ECANCELED);
   ck_assert_int_eq(atomic_load(&n.child.ran), 1);
+  ck_assert_int_eq(atomic_load(&n.child.saw), 1);
   ck_assert_int_eq(n.child.off_loop_thread, 0);
+  ck_assert_int_eq(n.parent.status, 0); /* nobody cancelled the parent */
+  uv_sem_destroy(&n.child_proceed);
   nested = NULL;
   teardown();
 }
@@ -550,12 +595,16 @@ static void race_canceller_main(void *arg) {
 }
 
 /* Another thread cancels 20,000 jobs while the workers take them: every
- * job ends exactly one way -- cancel 0, UV_ECANCELED, never ran; or cancel
- * UV_EBUSY, status 0, ran once. */
+ * job ends one of three ways -- cancel 0, UV_ECANCELED, never ran; or
+ * cancel UV_EBUSY and ran once, with UV_ECANCELED if the cancel came while
+ * it was in flight (always if its work callback saw tandem_work_cancelled)
+ * or 0 if it came once the job was done. */
 START_TEST(test_cancel_races_with_workers) {
+  tandem_stats_t stats;
   uv_thread_t thread;
   int mismatches;
   int queue_errors;
+  int won;
   race_t r;
   int i;
 
@@ -577,16 +626,25 @@ START_TEST(test_cancel_races_with_workers) {
   ck_assert_int_eq(uv_thread_join(&thread), 0);
 
   mismatches = 0;
+  won = 0;
   for (i = 0; i < RACED; i++) {
     if (r.p[i].called != 1 || r.p[i].off_loop_thread != 0)
       mismatches++;
-    else if (!(r.rc[i] == 0 && r.p[i].status == UV_ECANCELED &&
-               atomic_load(&r.p[i].ran) == 0) &&
-             !(r.rc[i] == UV_EBUSY && r.p[i].status == 0 &&
-               atomic_load(&r.p[i].ran) == 1))
+    else if (r.rc[i] == 0)
+      mismatches +=
+          r.p[i].status != UV_ECANCELED || atomic_load(&r.p[i].ran) != 0;
+    else if (r.rc[i] == UV_EBUSY)
+      mismatches += atomic_load(&r.p[i].ran) != 1 ||
+                    (r.p[i].status != 0 && r.p[i].status != UV_ECANCELED) ||
+                    (r.p[i].status == 0 && atomic_load(&r.p[i].saw) != 0);
+    else
       mismatches++;
+    won += r.rc[i] == 0;
   }
   ck_assert_int_eq(mismatches, 0);
+  /* Cancelled before they started: exactly the cancels that won. */
+  ck_assert_int_eq(tandem_pool_stats(fx.pool, &stats), 0);
+  ck_assert_uint_eq(stats.cancelled, (uint64_t)won);
   free(r.p);
   free(r.rc);
   teardown();

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tandem_close(): refuses new jobs, cancels the ones that have not started,
- * lets running ones finish, runs every after callback exactly once, then
- * the close callback; after that the loop closes cleanly and the pool can
- * be freed.
+ * lets running ones finish -- asked to stop: tandem_work_cancelled() is 1
+ * for them and they get UV_ECANCELED (issue #13) -- runs every after
+ * callback exactly once, then the close callback; after that the loop
+ * closes cleanly and the pool can be freed.
  */
 #include <check.h>
 #include <stdatomic.h>
@@ -21,7 +22,8 @@
 typedef struct probe_s {
   tandem_work_t req;
   atomic_int ran;
-  int called; /* loop thread only */
+  atomic_int saw; /* tandem_work_cancelled() as the work callback returned */
+  int called;     /* loop thread only */
   int status;
 } probe_t;
 
@@ -54,11 +56,29 @@ static void setup(void) {
 static void probe_init(probe_t *p) {
   memset(p, 0, sizeof(*p));
   atomic_init(&p->ran, 0);
+  atomic_init(&p->saw, 0);
   p->status = 1; /* neither 0 nor an error code: "never called" */
 }
 
 static void probe_work_cb(tandem_work_t *req) {
+  atomic_store(&((probe_t *)req)->saw, tandem_work_cancelled(req));
   atomic_fetch_add(&((probe_t *)req)->ran, 1);
+}
+
+/* What a job of a test whose handle closes while jobs run may end as: not
+ * run and UV_ECANCELED; run and 0 (it returned before the close); or run
+ * and UV_ECANCELED (it returned after) -- but never 0 once its work
+ * callback saw tandem_work_cancelled().  1 if `p` ended one of those
+ * ways. */
+static int probe_ended_well(probe_t *p) {
+  if (p->called != 1)
+    return 0;
+  if (atomic_load(&p->ran) == 0)
+    return p->status == UV_ECANCELED;
+  if (atomic_load(&p->ran) != 1)
+    return 0;
+  return p->status == UV_ECANCELED ||
+         (p->status == 0 && atomic_load(&p->saw) == 0);
 }
 
 static void probe_after_cb(tandem_work_t *req, int status) {
@@ -119,9 +139,10 @@ static int all_queued_called(void *arg) {
 }
 
 /* Close with both workers running jobs and 10 more queued: the queued ones
- * get UV_ECANCELED while the workers are still busy, the running ones
- * finish with 0, each after callback runs once, then the close callback;
- * the handle refuses new jobs from the moment it is closing. */
+ * get UV_ECANCELED while the workers are still busy and never run; the
+ * running ones (the gate's) see tandem_work_cancelled() and finish with
+ * UV_ECANCELED too; each after callback runs once, then the close
+ * callback; the handle refuses new jobs from the moment it is closing. */
 START_TEST(test_close_with_jobs_in_flight) {
   worker_gate_t gate;
   in_flight_t f;
@@ -138,9 +159,12 @@ START_TEST(test_close_with_jobs_in_flight) {
   }
 
   ck_assert_int_eq(tandem_pool_free(fx.pool), UV_EBUSY);
+  ck_assert_int_eq(tandem_work_cancelled(&gate.reqs[0]), 0);
+  gate.expect = UV_ECANCELED; /* running when the handle closes */
   tandem_close(&fx.tandem, close_cb);
   ck_assert_int_eq(close_called, 0);
   ck_assert_int_eq(afters, 0);
+  ck_assert_int_eq(tandem_work_cancelled(&gate.reqs[0]), 1);
 
   probe_init(&late);
   ck_assert_int_eq(
@@ -164,7 +188,10 @@ START_TEST(test_close_with_jobs_in_flight) {
   ck_assert_int_eq(close_called, 1);
   ck_assert_ptr_eq(close_handle, &fx.tandem);
   ck_assert_uint_eq(gate.finished, gate.n);
+  ck_assert_uint_eq(gate.cancelled, gate.n);
   ck_assert_uint_eq(gate.bad_status, 0);
+  for (i = 0; i < (int)gate.n; i++)
+    ck_assert_int_eq(atomic_load(&gate.stopped[i]), 1);
   ck_assert_int_eq(afters, QUEUED);
   ck_assert_int_eq(afters_at_close, QUEUED);
   ck_assert_int_eq(afters_off_thread, 0);
@@ -322,8 +349,9 @@ static void closing_after_cb(tandem_work_t *req, int status) {
 }
 
 /* tandem_close() from an after callback with other jobs in flight: each
- * remaining job is called back once, with 0 or UV_ECANCELED (it depends on
- * whether it had started), and the close callback comes last. */
+ * remaining job is called back once, with 0 if it returned before the close
+ * (and never once it saw tandem_work_cancelled()), else UV_ECANCELED,
+ * whether it ran or not; the close callback comes last. */
 START_TEST(test_close_from_after_callback) {
   closer_t *c;
   int cancelled;
@@ -345,15 +373,14 @@ START_TEST(test_close_from_after_callback) {
   ck_assert_int_eq(afters_at_close, FROM_AFTER);
   cancelled = 0;
   for (i = 0; i < FROM_AFTER; i++) {
-    ck_assert_int_eq(c->probes[i].called, 1);
-    if (c->probes[i].status == UV_ECANCELED) {
-      ck_assert_int_eq(atomic_load(&c->probes[i].ran), 0);
-      cancelled++;
-    } else {
-      ck_assert_int_eq(c->probes[i].status, 0);
-      ck_assert_int_eq(atomic_load(&c->probes[i].ran), 1);
-    }
+    ck_assert_msg(probe_ended_well(&c->probes[i]),
+                  "job %d: called %d, ran %d, saw %d, status %d", i,
+                  c->probes[i].called, atomic_load(&c->probes[i].ran),
+                  atomic_load(&c->probes[i].saw), c->probes[i].status);
+    cancelled += c->probes[i].status == UV_ECANCELED;
   }
+  /* The first after callback, at least, came before the close. */
+  ck_assert_int_lt(cancelled, FROM_AFTER);
   free(c);
   fixture_finish(&fx);
 }
@@ -379,7 +406,8 @@ static void running_work_cb(tandem_work_t *req) {
 }
 
 /* A job still running when its handle closes cannot queue more work on it:
- * UV_ESHUTDOWN; the job itself finishes with 0 before the close callback. */
+ * UV_ESHUTDOWN; the job itself sees tandem_work_cancelled() and finishes
+ * with UV_ECANCELED (issue #13) before the close callback. */
 START_TEST(test_running_job_cannot_queue_on_closing_handle) {
   running_t r;
 
@@ -402,7 +430,9 @@ START_TEST(test_running_job_cannot_queue_on_closing_handle) {
 
   ck_assert_int_eq(atomic_load(&r.child_rc), UV_ESHUTDOWN);
   ck_assert_int_eq(r.job.called, 1);
-  ck_assert_int_eq(r.job.status, 0);
+  ck_assert_int_eq(atomic_load(&r.job.ran), 1);
+  ck_assert_int_eq(atomic_load(&r.job.saw), 1);
+  ck_assert_int_eq(r.job.status, UV_ECANCELED);
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(afters_at_close, 1);
 
@@ -434,6 +464,7 @@ START_TEST(test_close_cancels_overflowed_jobs) {
         tandem_queue_work(&fx.tandem, &p[i].req, probe_work_cb, probe_after_cb),
         0);
   }
+  gate.expect = UV_ECANCELED; /* the gate's jobs run on the closing handle */
   tandem_close(&fx.tandem, close_cb);
   worker_gate_open(&gate);
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
@@ -446,6 +477,7 @@ START_TEST(test_close_cancels_overflowed_jobs) {
     ck_assert_int_eq(p[i].status, UV_ECANCELED);
   }
   ck_assert_uint_eq(gate.finished, gate.n);
+  ck_assert_uint_eq(gate.bad_status, 0);
   worker_gate_destroy(&gate);
   free(p);
   fixture_finish(&fx);
@@ -478,7 +510,8 @@ static void parent_work_cb(tandem_work_t *req) {
 
 /* The only worker of a pool queues 5 jobs from inside a job (onto its own
  * deque), then the handle closes before the job returns: the 5 have not
- * started, so they get UV_ECANCELED and never run. */
+ * started, so they get UV_ECANCELED and never run; the job itself was
+ * running, so it sees tandem_work_cancelled() and gets UV_ECANCELED too. */
 START_TEST(test_close_cancels_jobs_queued_from_worker) {
   parent_t pt;
   int i;
@@ -506,7 +539,9 @@ START_TEST(test_close_cancels_jobs_queued_from_worker) {
   ck_assert_int_eq(close_called, 1);
   ck_assert_int_eq(afters_at_close, 1 + DEQUED);
   ck_assert_int_eq(pt.job.called, 1);
-  ck_assert_int_eq(pt.job.status, 0);
+  ck_assert_int_eq(atomic_load(&pt.job.ran), 1);
+  ck_assert_int_eq(atomic_load(&pt.job.saw), 1);
+  ck_assert_int_eq(pt.job.status, UV_ECANCELED);
   for (i = 0; i < DEQUED; i++) {
     ck_assert_int_eq(pt.children[i].called, 1);
     ck_assert_int_eq(atomic_load(&pt.children[i].ran), 0);
@@ -581,6 +616,7 @@ START_TEST(test_close_cancels_only_its_own_jobs) {
     ck_assert_int_eq(atomic_load(&theirs[i].ran), 1);
   }
   ck_assert_uint_eq(gate.finished, gate.n);
+  ck_assert_uint_eq(gate.bad_status, 0); /* the other handle stayed open */
   worker_gate_destroy(&gate);
 
   tandem_close(&other, NULL);
@@ -674,8 +710,9 @@ static int racer_warmed_up(void *arg) {
 }
 
 /* Close while another thread keeps queueing: every job accepted before the
- * close took effect is called back exactly once (0 or UV_ECANCELED) before
- * the close callback, every later one is refused with UV_ESHUTDOWN. */
+ * close took effect is called back exactly once before the close callback
+ * -- 0 if it ran and returned before the close, else UV_ECANCELED, run or
+ * not -- every later one is refused with UV_ESHUTDOWN. */
 START_TEST(test_close_while_other_thread_queues) {
   racer_t r;
   int called;
@@ -707,11 +744,13 @@ START_TEST(test_close_while_other_thread_queues) {
   called = 0;
   for (i = 0; i < RACE_JOBS; i++) {
     called += r.probes[i].called;
-    ck_assert_int_le(r.probes[i].called, 1);
-    if (r.probes[i].called == 1 && r.probes[i].status == 0)
-      ck_assert_int_eq(atomic_load(&r.probes[i].ran), 1);
-    else
+    if (r.probes[i].called == 0)
       ck_assert_int_eq(atomic_load(&r.probes[i].ran), 0);
+    else
+      ck_assert_msg(probe_ended_well(&r.probes[i]),
+                    "job %d: called %d, ran %d, saw %d, status %d", i,
+                    r.probes[i].called, atomic_load(&r.probes[i].ran),
+                    atomic_load(&r.probes[i].saw), r.probes[i].status);
   }
   ck_assert_int_eq(called, r.accepted);
   free(r.probes);

@@ -246,9 +246,33 @@ END_TEST
 
 /* A foreign thread cancels whatever request the loop thread is about to
  * queue for the first time, as fast as it can.  Before the fix, a cancel
- * that saw QUEUED before req->tandem was written followed a NULL handle. */
+ * that saw QUEUED before req->tandem was written followed a NULL handle.
+ *
+ * The books must balance exactly.  A cancel that returns 0 leaves its job
+ * UV_ECANCELED without running; a cancel that comes while the job runs (or
+ * after a worker took it) returns UV_EBUSY and asks it to stop, and the
+ * job, returning while asked, gets UV_ECANCELED though it ran (issue #13).
+ * So: UV_ECANCELED without running == cancels won; UV_ECANCELED after
+ * running only for a job a cancel was called on while it was in flight;
+ * status 0 only for a job that ran and did not see tandem_work_cancelled().
+ * A cancel counts itself in `cancellers`, then in `begun`, before it calls;
+ * a queue notes `begun`, then whether a cancel is under way: a cancel that
+ * acts on the job began after the first, or was under way at the second
+ * (it may have begun on the request's previous job). */
+typedef struct race_req_s {
+  tandem_work_t req; /* first: a request is its race_req_t */
+  atomic_int ran;
+  atomic_int saw;        /* tandem_work_cancelled() as work returned */
+  atomic_int cancellers; /* cancels under way */
+  atomic_long begun;     /* cancels begun, ever */
+  /* loop thread only */
+  long begun_at_queue; /* `begun` as it was queued */
+  int cancelling;      /* a cancel was under way as it was queued */
+  int called;
+} race_req_t;
+
 typedef struct race_s {
-  tandem_work_t *_Atomic target;
+  race_req_t *_Atomic target;
   atomic_int stop;
   atomic_long cancels_won;
   atomic_long tries;
@@ -257,14 +281,17 @@ typedef struct race_s {
 
 static void race_canceller(void *arg) {
   race_t *r = arg;
-  tandem_work_t *req;
+  race_req_t *q;
   int rc;
 
   while (!atomic_load(&r->stop)) {
-    req = atomic_load(&r->target);
-    if (req == NULL)
+    q = atomic_load(&r->target);
+    if (q == NULL)
       continue;
-    rc = tandem_cancel(req);
+    atomic_fetch_add(&q->cancellers, 1);
+    atomic_fetch_add(&q->begun, 1);
+    rc = tandem_cancel(&q->req);
+    atomic_fetch_sub(&q->cancellers, 1);
     atomic_fetch_add(&r->tries, 1);
     if (rc == 0)
       atomic_fetch_add(&r->cancels_won, 1);
@@ -273,25 +300,52 @@ static void race_canceller(void *arg) {
   }
 }
 
+static void race_work(tandem_work_t *req) {
+  race_req_t *q = (race_req_t *)req;
+
+  atomic_store(&q->saw, tandem_work_cancelled(req));
+  atomic_store(&q->ran, 1);
+}
+
+/* Loop thread: queues q afresh, noting the cancels so far (in this order:
+ * a cancel counts itself in the reverse one). */
+static int race_queue(tandem_t *t, race_req_t *q,
+                      void (*after)(tandem_work_t *, int)) {
+  atomic_store(&q->ran, 0);
+  atomic_store(&q->saw, 0);
+  q->begun_at_queue = atomic_load(&q->begun);
+  q->cancelling = atomic_load(&q->cancellers) != 0;
+  return tandem_queue_work(t, &q->req, race_work, after);
+}
+
 static long race_afters;
-static long race_cancelled;
+static long race_cancelled; /* UV_ECANCELED, never ran */
+static long race_stopped;   /* UV_ECANCELED after it ran, asked to stop */
 static long race_bad_status;
 
 static void race_after(tandem_work_t *req, int status) {
-  (void)req;
+  race_req_t *q = (race_req_t *)req;
+  int asked;
+
+  asked = q->cancelling || atomic_load(&q->begun) != q->begun_at_queue;
   race_afters++;
-  if (status == UV_ECANCELED)
+  q->called++;
+  if (status == UV_ECANCELED && !atomic_load(&q->ran))
     race_cancelled++;
-  else if (status != 0)
-    race_bad_status++;
+  else if (status == UV_ECANCELED && asked)
+    race_stopped++;
+  else if (status != 0 || !atomic_load(&q->ran) || atomic_load(&q->saw))
+    race_bad_status++; /* 0 though never run or though it saw a cancel;
+                          UV_ECANCELED after running, never asked; other */
 }
 
 START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
   tandem_options_t opts;
+  tandem_stats_t st;
   fixture_t f;
   race_t race;
   uv_thread_t tid;
-  tandem_work_t *reqs;
+  race_req_t *reqs;
   unsigned n;
   unsigned i;
   long queued;
@@ -307,7 +361,7 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
   n = env_count("TANDEM_CANCEL_RACES", 100000);
   reqs = calloc(n, sizeof(*reqs));
   ck_assert_ptr_nonnull(reqs);
-  race_afters = race_cancelled = race_bad_status = 0;
+  race_afters = race_cancelled = race_stopped = race_bad_status = 0;
   queued = 0;
   for (i = 0; i < n; i++) {
     /* Jobs queued from the loop thread keep uv_run() alive until called
@@ -317,18 +371,22 @@ START_TEST(test_cancel_racing_a_first_queue_never_crashes) {
       ck_assert_int_eq(race_afters, queued);
     }
     atomic_store(&race.target, &reqs[i]);
-    ck_assert_int_eq(
-        tandem_queue_work(&f.tandem, &reqs[i], noop_work, race_after), 0);
+    ck_assert_int_eq(race_queue(&f.tandem, &reqs[i], race_after), 0);
     queued++;
   }
   ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   atomic_store(&race.stop, 1);
   uv_thread_join(&tid);
+  for (i = 0; i < n; i++)
+    ck_assert_int_eq(reqs[i].called, 1);
   free(reqs);
   ck_assert_int_eq(race_bad_status, 0);
   ck_assert_int_eq(atomic_load(&race.bad_codes), 0);
   ck_assert_int_eq(race_cancelled, atomic_load(&race.cancels_won));
   ck_assert_int_eq(race_afters, queued);
+  /* The pool counts only the cancels that won: before the job started. */
+  ck_assert_int_eq(tandem_pool_stats(f.pool, &st), 0);
+  ck_assert_uint_eq(st.cancelled, (uint64_t)race_cancelled);
   fixture_close(&f);
 }
 END_TEST
@@ -343,7 +401,7 @@ START_TEST(test_cancel_racing_a_requeue_on_another_pool) {
   tandem_t t[2];
   race_t race;
   uv_thread_t tid;
-  tandem_work_t req;
+  race_req_t req;
   unsigned n;
   unsigned i;
   long queued;
@@ -360,11 +418,10 @@ START_TEST(test_cancel_racing_a_requeue_on_another_pool) {
   atomic_store(&race.target, &req);
   ck_assert_int_eq(uv_thread_create(&tid, race_canceller, &race), 0);
   n = env_count("TANDEM_CANCEL_RACES", 100000) / 10;
-  race_afters = race_cancelled = race_bad_status = 0;
+  race_afters = race_cancelled = race_stopped = race_bad_status = 0;
   queued = 0;
   for (i = 0; i < n; i++) {
-    ck_assert_int_eq(
-        tandem_queue_work(&t[i % 2], &req, noop_work, race_after), 0);
+    ck_assert_int_eq(race_queue(&t[i % 2], &req, race_after), 0);
     queued++;
     ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     ck_assert_int_eq(race_afters, queued);

@@ -250,6 +250,7 @@ typedef struct busy_req_s {
   tandem_work_t req;
   uv_sem_t started;
   uv_sem_t cancelled;
+  atomic_int saw; /* tandem_work_cancelled() once the cancel was made */
 } busy_req_t;
 
 static void busy_cb(tandem_work_t *req) {
@@ -259,22 +260,27 @@ static void busy_cb(tandem_work_t *req) {
   uv_sem_post(&b->started);
   /* libuv sleeps 10 ms, assuming uv_cancel() is quicker; we wait for it. */
   uv_sem_wait(&b->cancelled);
+  atomic_store(&b->saw, tandem_work_cancelled(req));
 }
 
 static void after_busy_cb(tandem_work_t *req, int status) {
   (void)req;
-  ck_assert_int_eq(status, 0);
+  ck_assert_int_eq(status, UV_ECANCELED);
   done_cb_called++;
 }
 
 /* Ports libuv's threadpool_cancel_when_busy: cancelling a job that is
- * running fails with UV_EBUSY and the job completes with status 0. */
+ * running fails with UV_EBUSY.  Here tandem differs from libuv on purpose
+ * (issue #13): libuv's job then completes with status 0, tandem's is asked
+ * to stop -- its work callback sees tandem_work_cancelled() == 1 -- and,
+ * returning while it is, completes with UV_ECANCELED. */
 START_TEST(test_threadpool_cancel_when_busy) {
   busy_req_t b;
 
   setup(0);
   reset_counts();
   memset(&b, 0, sizeof(b));
+  atomic_init(&b.saw, 0);
   ck_assert_int_eq(uv_sem_init(&b.started, 0), 0);
   ck_assert_int_eq(uv_sem_init(&b.cancelled, 0), 0);
 
@@ -286,6 +292,7 @@ START_TEST(test_threadpool_cancel_when_busy) {
 
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   ck_assert_int_eq(done_cb_called, 1);
+  ck_assert_int_eq(atomic_load(&b.saw), 1); /* it ran, and was told */
   uv_sem_destroy(&b.started);
   uv_sem_destroy(&b.cancelled);
   make_valgrind_happy();

@@ -19,11 +19,16 @@
  * and uv_loop_close and tandem_pool_free must return 0.
  *
  * The rules, per job (a request tandem_queue_work accepted): exactly one
- * after callback, on the loop thread; status 0 if its work callback ran,
- * else UV_ECANCELED, and that only if a tandem_cancel of it returned 0 or
- * its handle was closed while it waited; a job whose cancel returned 0 must
- * not run.  A queue on a closing handle returns SOAK_CLOSING_RC, on an idle
- * request never UV_EBUSY; tandem_cancel returns 0, UV_EBUSY or UV_EINVAL.
+ * after callback, on the loop thread, with 0 or UV_ECANCELED.  A job whose
+ * cancel returned 0 never runs and gets UV_ECANCELED.  Status 0 means its
+ * work callback ran and did not see tandem_work_cancelled().  UV_ECANCELED
+ * for a job that never ran needs a cancel that returned 0 or its handle
+ * closed while it waited; for a job that ran (asked to stop, issue #13), a
+ * tandem_cancel called on it while it was in flight, whatever it returned,
+ * or its handle closing.  A queue on a closing handle returns
+ * SOAK_CLOSING_RC, on an idle request never UV_EBUSY; tandem_cancel returns
+ * 0, UV_EBUSY or UV_EINVAL.  A worker_gate job is asked to stop too if its
+ * handle closes while it runs.
  * Callbacks count what breaks a rule (no ck_assert on hot paths: probes.h
  * says why) and the test asserts the counts at the end.
  *
@@ -37,6 +42,12 @@
  *  - any thread may cancel any request; `cancellers` counts those inside
  *    tandem_cancel, and the after callback waits for it to drop to 0
  *    before it judges a UV_ECANCELED, so a winning cancel has said so.
+ *    Whether a cancel was called while a job was in flight: the queue
+ *    notes `cancels_begun` and whether a cancel was under way; a cancel
+ *    counts itself in `cancellers`, then in `cancels_begun`, before it
+ *    calls.  So one that acts on the job began after the queue noted the
+ *    count, or was under way as it looked (a cancel may act on a request
+ *    queued again after it began).
  *  - a foreign thread queues on a handle only inside users++/users-- and
  *    only while it is not retired.  The close callback retires the handle
  *    and waits for users to drop to 0 before it returns -- the handle is
@@ -107,14 +118,18 @@ typedef struct soak_handle_s {
 typedef struct soak_req_s {
   tandem_work_t req; /* first: a request is its soak_req_t */
   struct soak_req_s *child;
-  atomic_int away;       /* accepted, not yet handed home */
-  atomic_int cancel_won; /* a tandem_cancel of this job returned 0 */
-  atomic_int cancellers; /* threads inside tandem_cancel on it */
-  atomic_long accepted;  /* jobs accepted this round */
+  atomic_int away;           /* accepted, not yet handed home */
+  atomic_int cancel_won;     /* a tandem_cancel of this job returned 0 */
+  atomic_int cancellers;     /* threads inside tandem_cancel on it */
+  atomic_long cancels_begun; /* tandem_cancel calls on it, ever */
+  atomic_long accepted;      /* jobs accepted this round */
   /* Written before the queue, read by its work and after callbacks: the
    * library's publication orders them (TSan checks it). */
   unsigned hidx;
+  long begun_at_queue; /* cancels_begun as it was queued */
+  int cancelling;      /* a cancel was under way as it was queued */
   int ran;
+  int saw;     /* tandem_work_cancelled() as its work callback returned */
   long afters; /* loop thread only */
 } soak_req_t;
 
@@ -154,7 +169,9 @@ enum {
   C_CALLED,       /* after callbacks */
   C_OK,           /* ... with 0 */
   C_CANCELLED,    /* ... with UV_ECANCELED */
-  C_BY_CLOSE,     /* ... of which by a close (no cancel won) */
+  C_BY_CLOSE,     /* ... of which by a close (no cancel won, never ran) */
+  C_STOPPED,      /* ... of which after the work callback ran */
+  C_SAW,          /* work callbacks that saw tandem_work_cancelled() */
   C_CANCEL_OK,    /* tandem_cancel returned 0 */
   C_CANCEL_BUSY,  /* UV_EBUSY */
   C_CANCEL_INVAL, /* UV_EINVAL */
@@ -166,21 +183,23 @@ enum {
 
 /* Broken rules. */
 enum {
-  A_OFF_THREAD,     /* after callback off the loop thread */
-  A_NOT_AWAY,       /* after callback for a request not in flight */
-  A_BAD_STATUS,     /* neither 0 nor UV_ECANCELED */
-  A_OK_NOT_RUN,     /* status 0, work callback never ran */
-  A_OK_CANCELLED,   /* status 0 though a cancel returned 0 */
-  A_CANCELLED_RAN,  /* UV_ECANCELED though the work callback ran */
-  A_CANCELLED_OPEN, /* UV_ECANCELED, no cancel won, handle open */
-  A_DOUBLE_CANCEL,  /* two cancels of one job returned 0 */
-  A_CANCEL_RC,      /* tandem_cancel returned something else */
-  A_QUEUE_RC,       /* tandem_queue_work returned something unexpected */
-  A_QUEUE_CLOSED,   /* a queue on a closed handle was accepted */
-  A_COUNT,          /* after callbacks != jobs accepted, or not home */
-  A_STUCK,          /* jobs or closes not done within DRAIN_MS */
-  A_TEARDOWN,       /* tandem_init/close, uv_loop_close, pool_free failed */
-  A_GATE,           /* a worker_gate job failed */
+  A_OFF_THREAD,      /* after callback off the loop thread */
+  A_NOT_AWAY,        /* after callback for a request not in flight */
+  A_BAD_STATUS,      /* neither 0 nor UV_ECANCELED */
+  A_OK_NOT_RUN,      /* status 0, work callback never ran */
+  A_OK_CANCELLED,    /* status 0 though a cancel returned 0 */
+  A_OK_ASKED,        /* status 0 though work saw tandem_work_cancelled */
+  A_WON_RAN,         /* a cancel returned 0, the work callback ran */
+  A_CANCELLED_OPEN,  /* UV_ECANCELED, not run, no cancel won, handle open */
+  A_STOPPED_UNASKED, /* UV_ECANCELED, ran, no cancel called, handle open */
+  A_DOUBLE_CANCEL,   /* two cancels of one job returned 0 */
+  A_CANCEL_RC,       /* tandem_cancel returned something else */
+  A_QUEUE_RC,        /* tandem_queue_work returned something unexpected */
+  A_QUEUE_CLOSED,    /* a queue on a closed handle was accepted */
+  A_COUNT,           /* after callbacks != jobs accepted, or not home */
+  A_STUCK,           /* jobs or closes not done within DRAIN_MS */
+  A_TEARDOWN,        /* tandem_init/close, uv_loop_close, pool_free failed */
+  A_GATE,            /* a worker_gate job failed */
   A_KINDS
 };
 
@@ -190,8 +209,10 @@ static const char *anomaly_name[A_KINDS] = {
     "status neither 0 nor UV_ECANCELED",
     "status 0 but the work callback never ran",
     "status 0 though tandem_cancel returned 0",
-    "UV_ECANCELED though the work callback ran",
-    "UV_ECANCELED with no winning cancel on an open handle",
+    "status 0 though the work callback saw tandem_work_cancelled",
+    "the work callback ran though tandem_cancel returned 0",
+    "UV_ECANCELED, never ran, no winning cancel, handle open",
+    "UV_ECANCELED after running with no cancel called on an open handle",
     "two cancels of one job returned 0",
     "tandem_cancel returned neither 0, UV_EBUSY nor UV_EINVAL",
     "tandem_queue_work returned an unexpected code",
@@ -281,6 +302,10 @@ static int soak_queue(soak_req_t *r, unsigned hi, int counter) {
   closed_before = loop ? h->state != H_OPEN : atomic_load(&h->closed);
   r->hidx = hi;
   r->ran = 0;
+  r->saw = 0;
+  /* In this order: a cancel counts itself in the reverse one. */
+  r->begun_at_queue = atomic_load(&r->cancels_begun);
+  r->cancelling = atomic_load(&r->cancellers) != 0;
   atomic_store(&r->cancel_won, 0);
   atomic_store(&r->away, 1);
   rc = tandem_queue_work(&h->t, &r->req, soak_work, soak_after);
@@ -307,6 +332,7 @@ static void soak_cancel(soak_req_t *r) {
   int rc;
 
   atomic_fetch_add(&r->cancellers, 1);
+  atomic_fetch_add(&r->cancels_begun, 1);
   rc = tandem_cancel(&r->req);
   if (rc == 0) {
     count(C_CANCEL_OK);
@@ -341,6 +367,9 @@ static void soak_work(tandem_work_t *req) {
   if (c != NULL && !atomic_load(&round_.draining) && below(&work_rng, 4) == 0 &&
       atomic_load(&c->away) == 0 && soak_queue(c, r->hidx, C_Q_CHILD) != 0)
     atomic_store(&c->away, 0);
+  r->saw = tandem_work_cancelled(req);
+  if (r->saw)
+    count(C_SAW);
 }
 
 /* Loop thread: a handle that may take a job now (open or closing), or -1. */
@@ -370,6 +399,7 @@ static void soak_after(tandem_work_t *req, int status) {
   soak_req_t *r = (soak_req_t *)req;
   soak_handle_t *h = &round_.h[r->hidx];
   unsigned i = req_index(r);
+  int asked;
   int won;
   int hi;
 
@@ -384,20 +414,30 @@ static void soak_after(tandem_work_t *req, int status) {
   while (atomic_load(&r->cancellers) != 0)
     sched_yield();
   won = atomic_load(&r->cancel_won);
+  asked = r->cancelling || atomic_load(&r->cancels_begun) != r->begun_at_queue;
   if (status == 0) {
     count(C_OK);
     if (!r->ran)
       anomaly(A_OK_NOT_RUN, "request %u, handle %u", i, r->hidx);
     if (won)
       anomaly(A_OK_CANCELLED, "request %u, handle %u", i, r->hidx);
+    if (r->saw)
+      anomaly(A_OK_ASKED, "request %u, handle %u", i, r->hidx);
   } else if (status == UV_ECANCELED) {
     count(C_CANCELLED);
-    if (r->ran)
-      anomaly(A_CANCELLED_RAN, "request %u, handle %u", i, r->hidx);
-    if (!won && h->state == H_OPEN)
-      anomaly(A_CANCELLED_OPEN, "request %u, handle %u", i, r->hidx);
-    if (!won)
-      count(C_BY_CLOSE);
+    if (r->ran) {
+      /* Asked to stop while it ran (issue #13). */
+      count(C_STOPPED);
+      if (won)
+        anomaly(A_WON_RAN, "request %u, handle %u", i, r->hidx);
+      if (!asked && h->state == H_OPEN)
+        anomaly(A_STOPPED_UNASKED, "request %u, handle %u", i, r->hidx);
+    } else {
+      if (!won && h->state == H_OPEN)
+        anomaly(A_CANCELLED_OPEN, "request %u, handle %u", i, r->hidx);
+      if (!won)
+        count(C_BY_CLOSE);
+    }
   } else {
     anomaly(A_BAD_STATUS, "request %u: %d", i, status);
   }
@@ -427,8 +467,14 @@ static void soak_closed(tandem_t *t) {
 }
 
 static void close_handle(soak_handle_t *h) {
+  worker_gate_t *g = &round_.gate;
   int rc;
 
+  /* The gate's jobs run on the first handle: closing it asks them to stop.
+   * Before the gate opens they are surely still inside (UV_ECANCELED);
+   * after, they may have returned already (either). */
+  if (h == &round_.h[0] && round_.gated && g->finished < g->n)
+    g->expect = atomic_load(&g->opened) ? WORKER_GATE_EITHER : UV_ECANCELED;
   h->state = H_CLOSING;
   atomic_store(&h->started, 1);
   atomic_store(&loop_where, "tandem_close");
@@ -662,7 +708,8 @@ static void soak_round(unsigned no, uint64_t end) {
               atomic_load(&R->req[i].accepted), R->req[i].afters);
   if (R->gated) {
     if (R->gate.bad_status != 0)
-      anomaly(A_GATE, "%u bad statuses", R->gate.bad_status);
+      anomaly(A_GATE, "%u bad statuses (expected %d)", R->gate.bad_status,
+              R->gate.expect);
     worker_gate_destroy(&R->gate);
   }
   atomic_store(&loop_where, "uv_loop_close");
@@ -755,18 +802,22 @@ START_TEST(test_soak_every_job_called_back_once) {
           "soak: %ld jobs queued: %ld by foreign threads, %ld by the loop, "
           "%ld again by after callbacks, %ld by work callbacks; %ld refused "
           "(handle closing)\n"
-          "soak: %ld work callbacks; %ld after callbacks: %ld with 0, %ld "
-          "UV_ECANCELED (%ld by a cancel, %ld by a close)\n"
+          "soak: %ld work callbacks (%ld saw tandem_work_cancelled); %ld "
+          "after callbacks: %ld with 0, %ld UV_ECANCELED (%ld by a cancel "
+          "and %ld by a close before it ran, %ld after it ran)\n"
           "soak: tandem_cancel: %ld returned 0, %ld UV_EBUSY, %ld UV_EINVAL\n",
           (unsigned long long)seed, secs, atomic_load(&counts[C_ROUNDS]),
           atomic_load(&counts[C_GATED]), atomic_load(&counts[C_CYCLES]),
           atomic_load(&counts[C_QUEUED]), atomic_load(&counts[C_Q_FOREIGN]),
           atomic_load(&counts[C_Q_LOOP]), atomic_load(&counts[C_Q_AFTER]),
           atomic_load(&counts[C_Q_CHILD]), atomic_load(&counts[C_REFUSED]),
-          atomic_load(&counts[C_RAN]), atomic_load(&counts[C_CALLED]),
-          atomic_load(&counts[C_OK]), atomic_load(&counts[C_CANCELLED]),
-          atomic_load(&counts[C_CANCELLED]) - atomic_load(&counts[C_BY_CLOSE]),
-          atomic_load(&counts[C_BY_CLOSE]), atomic_load(&counts[C_CANCEL_OK]),
+          atomic_load(&counts[C_RAN]), atomic_load(&counts[C_SAW]),
+          atomic_load(&counts[C_CALLED]), atomic_load(&counts[C_OK]),
+          atomic_load(&counts[C_CANCELLED]),
+          atomic_load(&counts[C_CANCELLED]) - atomic_load(&counts[C_BY_CLOSE]) -
+              atomic_load(&counts[C_STOPPED]),
+          atomic_load(&counts[C_BY_CLOSE]), atomic_load(&counts[C_STOPPED]),
+          atomic_load(&counts[C_CANCEL_OK]),
           atomic_load(&counts[C_CANCEL_BUSY]),
           atomic_load(&counts[C_CANCEL_INVAL]));
   for (bad = 0, i = 0; i < A_KINDS; i++) {
@@ -780,9 +831,12 @@ START_TEST(test_soak_every_job_called_back_once) {
                 (unsigned long long)seed, bad);
   ck_assert_int_eq(atomic_load(&counts[C_CALLED]),
                    atomic_load(&counts[C_QUEUED]));
+  /* Each cancel that won, and only those, left a job UV_ECANCELED that
+   * never ran (the rest of them a close's, or asked to stop as they ran). */
   ck_assert_int_eq(atomic_load(&counts[C_CANCEL_OK]),
                    atomic_load(&counts[C_CANCELLED]) -
-                       atomic_load(&counts[C_BY_CLOSE]));
+                       atomic_load(&counts[C_BY_CLOSE]) -
+                       atomic_load(&counts[C_STOPPED]));
 }
 END_TEST
 

@@ -10,13 +10,21 @@ static void gate_work_cb(tandem_work_t *req) {
   g = req->data;
   uv_sem_post(&g->entered);
   uv_sem_wait(&g->open);
+  atomic_store(&g->stopped[req - g->reqs], tandem_work_cancelled(req));
 }
 
 static void gate_after_cb(tandem_work_t *req, int status) {
   worker_gate_t *g;
 
   g = req->data;
-  if (status != 0)
+  if (status == UV_ECANCELED)
+    g->cancelled++;
+  /* A job that saw it was asked to stop cannot finish with 0; otherwise
+   * the flag may have come after it looked, hence WORKER_GATE_EITHER. */
+  if (g->expect == WORKER_GATE_EITHER ? status != 0 && status != UV_ECANCELED
+                                      : status != g->expect)
+    g->bad_status++;
+  else if (status == 0 && atomic_load(&g->stopped[req - g->reqs]))
     g->bad_status++;
   g->finished++;
 }
@@ -28,8 +36,16 @@ int worker_gate_block(worker_gate_t *g, tandem_t *t) {
   memset(g, 0, sizeof(*g));
   g->n = tandem_pool_workers(t->pool);
   g->reqs = calloc(g->n, sizeof(*g->reqs));
-  if (g->reqs == NULL)
+  g->stopped = calloc(g->n, sizeof(*g->stopped));
+  if (g->reqs == NULL || g->stopped == NULL) {
+    free(g->reqs);
+    free(g->stopped);
+    g->reqs = NULL;
+    g->stopped = NULL;
     return UV_ENOMEM;
+  }
+  for (i = 0; i < g->n; i++)
+    atomic_init(&g->stopped[i], 0);
   if (uv_sem_init(&g->entered, 0) != 0 || uv_sem_init(&g->open, 0) != 0)
     abort();
   atomic_init(&g->opened, 0);
@@ -64,5 +80,7 @@ void worker_gate_destroy(worker_gate_t *g) {
   uv_sem_destroy(&g->entered);
   uv_sem_destroy(&g->open);
   free(g->reqs);
+  free(g->stopped);
   g->reqs = NULL;
+  g->stopped = NULL;
 }

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * job.c: a job's options and its start -- what tandem_queue_work_ex()
+ * checks, admission against max_queued, where a queued job waits (the
+ * injection ring for NORMAL work, a class queue for HIGH and LOW, the
+ * blocking side for TANDEM_JOB_BLOCKING), taking it back out for a cancel
+ * or a close, and what a worker does when it starts one (the handle
+ * closing, its deadline, its class, the cancel flag).  The handle's side
+ * (counting jobs in, the completion stack) is loop.c's.
+ *
+ * A job with no options pays one test of req->opts_, which lives on the
+ * request's first cache line with everything else a round trip touches.
+ */
+#include "job.h"
+
+#include <stddef.h>
+
+#include "pool.h"
+
+/* The new options, counters and request fields took reserved room: the
+ * structs keep the sizes of release 0.1 (on LP64), and a round trip still
+ * touches one line of the request. */
+_Static_assert(sizeof(void *) != 8 || (sizeof(tandem_options_t) == 96 &&
+                                       sizeof(tandem_stats_t) == 3224 &&
+                                       sizeof(tandem_work_t) == 136),
+               "the public structs must keep their size");
+_Static_assert(offsetof(tandem_work_t, cancel_) + sizeof(unsigned) <= 64,
+               "opts_ and cancel_ must be on the request's first line");
+
+/* ------------------------------------------------------------- options */
+
+int tandem__job_opts(const tandem_job_opts_t *opts, unsigned *bits,
+                     uint64_t *deadline) {
+  *bits = 0;
+  *deadline = 0;
+  if (opts == NULL)
+    return 0;
+  if (opts->flags & ~(unsigned)TANDEM_JOB_BLOCKING)
+    return UV_EINVAL;
+  switch (opts->priority) {
+  case TANDEM_PRIO_NORMAL:
+    break;
+  case TANDEM_PRIO_HIGH:
+    *bits |= TDM_CLS_HIGH;
+    break;
+  case TANDEM_PRIO_LOW:
+    *bits |= TDM_CLS_LOW;
+    break;
+  default:
+    return UV_EINVAL;
+  }
+  if (opts->flags & TANDEM_JOB_BLOCKING)
+    *bits |= TDM_OPT_BLOCKING;
+  if (opts->deadline != 0) {
+    *bits |= TDM_OPT_DEADLINE;
+    *deadline = opts->deadline;
+  }
+  return 0;
+}
+
+/* ----------------------------------------------------------- admission */
+
+static uint64_t *queued_count(tandem_pool_t *pool, unsigned bits) {
+  return (bits & TDM_OPT_BLOCKING) ? &pool->blocking_queued : &pool->queued;
+}
+
+bool tandem__job_admit(tandem_pool_t *pool, unsigned bits) {
+  uint64_t *count = queued_count(pool, bits);
+  uint64_t n;
+
+  n = tdm_load_64(count);
+  do {
+    if (n >= pool->max_queued) {
+      tdm_faa_64(&pool->rejected, 1);
+      return false;
+    }
+  } while (!tdm_cas_64(count, n, n + 1) && ((n = tdm_load_64(count)), 1));
+  return true;
+}
+
+void tandem__job_unadmit(tandem_pool_t *pool, unsigned bits) {
+  tdm_faa_64(queued_count(pool, bits), (uint64_t)-1);
+}
+
+/* ---------------------------------------------------- queueing, taking */
+
+static void run_blocking(tandem_work_t *req, void *ctx) {
+  tandem__job_run(ctx, NULL, req);
+}
+
+int tandem__job_blocking_init(tandem_pool_t *pool,
+                              const tandem_options_t *opts) {
+  return tdm_blocking_init(&pool->blocking, opts->blocking_max,
+                           opts->blocking_idle_ms, run_blocking, pool);
+}
+
+int tandem__job_submit(tandem_pool_t *pool, tandem_work_t *req, bool defer) {
+  unsigned cls = req->opts_ & TDM_OPT_CLASS;
+
+  if (req->opts_ & TDM_OPT_BLOCKING)
+    return tdm_blocking_submit(&pool->blocking, req);
+  if (cls != TDM_CLS_NORMAL)
+    tandem__pool_submit_class(pool, req, cls);
+  else
+    tandem__pool_submit(pool, req, req->tandem, &req->cell_, defer);
+  return 0;
+}
+
+bool tandem__job_take_back(tandem_work_t *req) {
+  tandem_pool_t *pool;
+
+  if (req->opts_ & TDM_OPT_BLOCKING) {
+    pool = req->tandem->pool;
+    return tdm_blocking_cancel(&pool->blocking, req);
+  }
+  switch (req->opts_ & TDM_OPT_CLASS) {
+  case TDM_CLS_HIGH:
+    return tdm_classq_remove(&req->tandem->pool->high, req);
+  case TDM_CLS_LOW:
+    return tdm_classq_remove(&req->tandem->pool->low, req);
+  default:
+    if (!tdm_inject_cancel_cell(tdm_load_ptr(&req->cell_), req))
+      return false;
+    tdm_inject_tombstoned(&req->tandem->pool->inject);
+    return true;
+  }
+}
+
+static void taken_blocking(tandem_work_t *req, void *arg) {
+  void (*taken)(void *, void *) = ((void **)arg)[0];
+
+  taken(req, ((void **)arg)[1]);
+}
+
+void tandem__job_take_owned(tandem_t *t, void (*taken)(void *, void *),
+                            void *arg) {
+  tandem_pool_t *pool = t->pool;
+  void *both[2] = {(void *)taken, arg};
+
+  tdm_inject_cancel_owned(&pool->inject, t, taken, arg);
+  tdm_classq_take_owned(&pool->high, t, taken, arg);
+  tdm_classq_take_owned(&pool->low, t, taken, arg);
+  tdm_blocking_cancel_owned(&pool->blocking, t, taken_blocking, both);
+}
+
+/* ------------------------------------------------------------- running */
+
+/* Counts a HIGH or LOW job in or out of running (thieves look first at
+ * HIGH workers' deques and last at LOW ones'). */
+static void running(tandem_pool_t *pool, tdm_worker_t *w, unsigned cls,
+                    int d) {
+  tdm_faa_u32(cls == TDM_CLS_HIGH ? &pool->running_high : &pool->running_low,
+              (uint32_t)d);
+  if (w != NULL)
+    tdm_store_u32(&w->cls, d > 0 ? cls : TDM_CLS_NORMAL);
+}
+
+/* Before work_cb: the reasons not to run it at all.  0, or the status. */
+static int refuse(tandem_pool_t *pool, tandem_work_t *req) {
+  if (tdm_load_u32(&req->tandem->closing_)) {
+    tdm_faa_64(&pool->cancelled, 1);
+    return UV_ECANCELED;
+  }
+  if ((req->opts_ & TDM_OPT_DEADLINE) && uv_hrtime() >= req->deadline_) {
+    tdm_faa_64(&pool->expired, 1);
+    return UV_ETIMEDOUT;
+  }
+  return 0;
+}
+
+void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
+                     tandem_work_t *req) {
+  unsigned opts = req->opts_;
+  unsigned cls = opts & TDM_OPT_CLASS;
+  int status;
+
+  if (opts & TDM_OPT_COUNTED)
+    tandem__job_unadmit(pool, opts);
+  status = refuse(pool, req);
+  if (status != 0) {
+    tandem__complete(req, status);
+    return;
+  }
+  if (cls != TDM_CLS_NORMAL)
+    running(pool, w, cls, 1);
+  tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
+  req->work_cb_(req);
+  /* Cancelled while it ran: reported so, even if it finished its work. */
+  status = tandem_work_cancelled(req) ? UV_ECANCELED : 0;
+  if (cls != TDM_CLS_NORMAL)
+    running(pool, w, cls, -1);
+  tandem__complete(req, status);
+}
+
+int tandem_work_cancelled(const tandem_work_t *req) {
+  if (req == NULL || req->tandem == NULL)
+    return 0;
+  return tdm_load_u32(&req->cancel_) != 0 ||
+         tdm_load_u32(&req->tandem->closing_) != 0;
+}
