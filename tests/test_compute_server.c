@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "example_proc.h"
@@ -69,16 +70,32 @@ static void server_finish(proc_t *p) {
   ck_assert_int_eq(proc_stop(p, SIGTERM, 60), 0);
 }
 
-/* A number from /stats, found by its (unique) key. */
-static uint64_t stat_of(int port, const char *key) {
+/* A number from /stats, found by its key: the first one after `after`
+ * (NULL: from the start). */
+static uint64_t stat_after(int port, const char *after, const char *key) {
   char body[16384], pat[64];
-  const char *at;
+  const char *at = body;
 
   ck_assert_int_eq(http_request(port, "GET", "/stats", NULL, body, 16384), 200);
+  if (after != NULL) {
+    at = strstr(body, after);
+    ck_assert_msg(at != NULL, "no %s in %s", after, body);
+  }
   snprintf(pat, sizeof(pat), "\"%s\":", key);
-  at = strstr(body, pat);
+  at = strstr(at, pat);
   ck_assert_msg(at != NULL, "no %s in %s", key, body);
   return strtoull(at + strlen(pat), NULL, 10);
+}
+
+/* A number from /stats, found by its (unique) key: a server counter, or
+ * one of the pool's that the server has no namesake of. */
+static uint64_t stat_of(int port, const char *key) {
+  return stat_after(port, NULL, key);
+}
+
+/* One of the pool's counters (tandem_pool_stats), under "pool". */
+static uint64_t pool_stat_of(int port, const char *key) {
+  return stat_after(port, "\"pool\":", key);
 }
 
 /* Polls /stats until `key` equals `want`; fails after `timeout` s. */
@@ -230,6 +247,10 @@ START_TEST(test_endpoints_answer_with_curl) {
   assert_curl(p.port, "", "/primes/100", "25\n");
   assert_curl(p.port, "", "/primes/1000000", "78498\n");
   assert_curl_code(p.port, "", "/primes/100000001", 400);
+  assert_curl(p.port, "", "/sleep/0", "slept 0\n");
+  assert_curl(p.port, "", "/sleep/20", "slept 20\n");
+  assert_curl_code(p.port, "", "/sleep/10001", 400);
+  assert_curl_code(p.port, "", "/file/x", 404); /* no --dir */
   assert_curl_code(p.port, "", "/nope", 404);
   assert_curl_code(p.port, "", "/", 404);
   assert_curl_code(p.port, "-X POST", "/ping", 405);
@@ -240,6 +261,10 @@ START_TEST(test_endpoints_answer_with_curl) {
   ck_assert_int_eq(curl(out, sizeof(out), "http://127.0.0.1:%d/stats", p.port),
                    0);
   ck_assert_msg(out[0] == '{' && strstr(out, "\"pool\":") != NULL, "%s", out);
+  ck_assert_msg(strstr(out, "\"jobs_rejected\":0,") != NULL, "%s", out);
+  if (_i == 0) /* the pool's admission counters */
+    ck_assert_msg(strstr(out, "\"rejected\":0,\"expired\":0,") != NULL, "%s",
+                  out);
 #ifdef PYTHON3_BIN
   ck_assert_int_eq(
       curl(out, sizeof(out),
@@ -871,6 +896,245 @@ START_TEST(test_connections_beyond_max_get_503) {
 }
 END_TEST
 
+/* ---------------------------------- blocking jobs, admission, cancel */
+
+/* Sends `req` on a new connection; returns the socket. */
+static int send_request(int port, const char *req) {
+  int fd = tcp_connect(port);
+
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(tcp_send(fd, req, strlen(req)), 0);
+  return fd;
+}
+
+START_TEST(test_sleep_runs_as_a_blocking_job) {
+  static const char *const bad[] = {"/sleep/abc", "/sleep/", "/sleep/-1",
+                                    "/sleep/10001", "/sleep/5x"};
+  char body[256];
+  size_t i;
+  proc_t p;
+
+  server_start(&p, "--workers", "1", NULL);
+  ck_assert_int_eq(http_request(p.port, "GET", "/sleep/50", NULL, body, 256),
+                   200);
+  ck_assert_str_eq(body, "slept 50\n");
+  ck_assert_int_eq(http_request(p.port, "GET", "/sleep/0", NULL, body, 256),
+                   200);
+  ck_assert_str_eq(body, "slept 0\n");
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ck_assert_int_eq(http_request(p.port, "GET", bad[i], NULL, body, 256), 400);
+    ck_assert_str_eq(body, "usage: /sleep/N with 0 <= N <= 10000\n");
+  }
+  ck_assert_int_eq(http_request(p.port, "POST", "/sleep/5", NULL, body, 256),
+                   405);
+  /* Both ran on the pool's blocking side, none on its worker. */
+  wait_stat(p.port, "blocking_jobs", 2, 30);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_queued"), 2);
+  server_finish(&p);
+}
+END_TEST
+
+/* Four sleepers hold four blocking threads; the one compute worker stays
+ * free, so a /fib/20 is answered while all four still sleep. */
+START_TEST(test_compute_answers_while_blocking_jobs_sleep) {
+  enum { N = 4 };
+  char req[64], want[32], resp[4096], body[64];
+  const char *b;
+  size_t blen;
+  int fd[N], i, ms, st;
+  proc_t p;
+
+  ms = (int)(3000 * time_scale()); /* the margin fib has to answer in */
+  if (ms > 10000)
+    ms = 10000;
+  snprintf(req, sizeof(req), "GET /sleep/%d HTTP/1.1\r\n\r\n", ms);
+  snprintf(want, sizeof(want), "slept %d\n", ms);
+  server_start(&p, "--workers", "1", NULL);
+  for (i = 0; i < N; i++)
+    fd[i] = send_request(p.port, req);
+  /* All four sleep at once: not on the one compute worker. */
+  wait_stat(p.port, "jobs_running", N, 30);
+
+  ck_assert_int_eq(http_request(p.port, "GET", "/fib/20", NULL, body, 64), 200);
+  ck_assert_str_eq(body, "6765\n");
+  ck_assert_uint_eq(stat_of(p.port, "jobs_running"), N); /* still asleep */
+
+  for (i = 0; i < N; i++) {
+    st = read_response(fd[i], resp, sizeof(resp), &b, &blen);
+    ck_assert_int_eq(st, 200);
+    ck_assert_msg(blen == strlen(want) && memcmp(b, want, blen) == 0, "%s",
+                  resp);
+    close(fd[i]);
+  }
+  wait_stat(p.port, "blocking_jobs", N, 30);
+  server_finish(&p);
+}
+END_TEST
+
+/* One worker, one job allowed to wait: with /fib/45 running and one
+ * /fib/44 waiting, the next job is refused with 503 and Retry-After, and
+ * the same connection is served once the queue has room again. */
+START_TEST(test_queue_full_gets_503_with_retry_after) {
+  enum { ATTEMPTS = 8 };
+  static const char fib45[] = "GET /fib/45 HTTP/1.1\r\n\r\n";
+  static const char fib44[] = "GET /fib/44 HTTP/1.1\r\n\r\n";
+  static const char fib20[] = "GET /fib/20 HTTP/1.1\r\n\r\n";
+  static const char busy[] = "busy: too many jobs waiting, try again\n";
+  char resp[4096];
+  const char *b;
+  size_t blen;
+  int running, fd[ATTEMPTS], i, n = 0, refused = -1;
+  uint64_t queued, rejected;
+  double deadline;
+  proc_t p;
+
+  server_start(&p, "--workers", "1", "--max-queued", "1", NULL);
+  running = send_request(p.port, fib45);
+  wait_stat(p.port, "jobs_running", 1, 30);
+
+  /* Queue more until one is refused: each is either queued or refused
+   * before the next is sent. */
+  for (n = 0; n < ATTEMPTS && refused < 0; n++) {
+    queued = stat_of(p.port, "jobs_queued");
+    rejected = stat_of(p.port, "jobs_rejected");
+    fd[n] = send_request(p.port, fib44);
+    deadline = now_s() + 30 * time_scale();
+    while (stat_of(p.port, "jobs_queued") == queued &&
+           stat_of(p.port, "jobs_rejected") == rejected) {
+      ck_assert_msg(now_s() < deadline,
+                    "request %d neither queued nor "
+                    "refused",
+                    n);
+      sleep_ms(10);
+    }
+    if (stat_of(p.port, "jobs_rejected") > rejected)
+      refused = n;
+  }
+  ck_assert_msg(refused >= 0, "no 503 in %d jobs", ATTEMPTS);
+  printf("queue_full: job %d of %d refused\n", refused + 2, n + 1);
+  ck_assert_int_eq(read_response(fd[refused], resp, sizeof(resp), &b, &blen),
+                   503);
+  ck_assert_msg(strstr(resp, "\r\nRetry-After: 1\r\n") != NULL, "%s", resp);
+  ck_assert_msg(blen == sizeof(busy) - 1 && memcmp(b, busy, blen) == 0, "%s",
+                resp);
+  ck_assert_msg(strstr(resp, "Connection: close") == NULL, "%s", resp);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_rejected"), 1);
+  ck_assert_uint_eq(pool_stat_of(p.port, "rejected"), 1);
+  ck_assert_uint_eq(pool_stat_of(p.port, "queued"), 1);
+
+  /* The waiting jobs' clients, then the running one's, go away: every job
+   * is cancelled and the queue is empty again. */
+  for (i = 0; i < n; i++)
+    if (i != refused)
+      tcp_reset(fd[i]);
+  tcp_reset(running);
+  wait_stat(p.port, "jobs_in_flight", 0, 60);
+  ck_assert_uint_eq(pool_stat_of(p.port, "queued"), 0);
+
+  /* The refused client asks again, on the same connection. */
+  ck_assert_int_eq(tcp_send(fd[refused], fib20, sizeof(fib20) - 1), 0);
+  ck_assert_int_eq(read_response(fd[refused], resp, sizeof(resp), &b, &blen),
+                   200);
+  ck_assert(blen == 5 && memcmp(b, "6765\n", 5) == 0);
+  close(fd[refused]);
+  server_finish(&p);
+}
+END_TEST
+
+/* Resets while jobs wait and run.  The waiting job is taken back before it
+ * starts (the pool's "cancelled"); the running /fib/45 and /sleep/10000
+ * see tandem_work_cancelled() and give up ("jobs_stopped"); each after
+ * callback gets UV_ECANCELED ("jobs_cancelled") and drops the result
+ * ("abandoned").  One reset at a time, each awaited, so that which job
+ * waits and which runs is known. */
+START_TEST(test_reset_cancels_waiting_and_stops_running_jobs) {
+  static const char fib45[] = "GET /fib/45 HTTP/1.1\r\n\r\n";
+  static const char fib44[] = "GET /fib/44 HTTP/1.1\r\n\r\n";
+  static const char sleep10[] = "GET /sleep/10000 HTTP/1.1\r\n\r\n";
+  char body[64];
+  int running, waiting, sleeping;
+  proc_t p;
+
+  server_start(&p, "--workers", "1", NULL);
+  running = send_request(p.port, fib45);
+  wait_stat(p.port, "jobs_running", 1, 30);
+  waiting = send_request(p.port, fib44); /* behind it: one worker */
+  wait_stat(p.port, "jobs_queued", 2, 30);
+  sleeping = send_request(p.port, sleep10); /* starts at once */
+  wait_stat(p.port, "jobs_running", 2, 30);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_in_flight"), 3);
+
+  tcp_reset(waiting);
+  wait_stat(p.port, "abandoned", 1, 30);
+  ck_assert_uint_eq(pool_stat_of(p.port, "cancelled"), 1);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_cancelled"), 1);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_stopped"), 0);
+
+  tcp_reset(running);
+  wait_stat(p.port, "abandoned", 2, 60);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_cancelled"), 2);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_stopped"), 1);
+
+  tcp_reset(sleeping);
+  wait_stat(p.port, "abandoned", 3, 60);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_cancelled"), 3);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_stopped"), 2);
+  ck_assert_uint_eq(stat_of(p.port, "jobs_in_flight"), 0);
+  ck_assert_uint_eq(pool_stat_of(p.port, "cancelled"), 1);
+
+  /* The worker is free again. */
+  ck_assert_int_eq(http_request(p.port, "GET", "/fib/20", NULL, body, 64), 200);
+  ck_assert_str_eq(body, "6765\n");
+  ck_assert_uint_eq(stat_of(p.port, "jobs_cancelled"), 3);
+  server_finish(&p);
+}
+END_TEST
+
+/* /file/NAME: files of --dir, read by a blocking job. */
+START_TEST(test_file_is_served_from_dir) {
+  static const char *const bad[] = {"/file/.hidden", "/file/..", "/file/.",
+                                    "/file/sub/a.txt", "/file/"};
+  char dir[] = "/tmp/tandem_files_XXXXXX", path[128], body[256], cmd[256];
+  size_t i;
+  FILE *f;
+  proc_t p;
+
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof(path), "%s/a.txt", dir);
+  f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("hello file\n", f);
+  fclose(f);
+  snprintf(path, sizeof(path), "%s/.hidden", dir);
+  f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fclose(f);
+  snprintf(path, sizeof(path), "%s/sub", dir);
+  ck_assert_int_eq(mkdir(path, 0700), 0);
+  snprintf(path, sizeof(path), "%s/sub/a.txt", dir);
+  f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fclose(f);
+
+  server_start(&p, "--workers", "1", "--dir", dir, NULL);
+  ck_assert_int_eq(http_request(p.port, "GET", "/file/a.txt", NULL, body, 256),
+                   200);
+  ck_assert_str_eq(body, "hello file\n");
+  assert_curl_code(p.port, "-I", "/file/a.txt", 200);
+  ck_assert_int_eq(http_request(p.port, "GET", "/file/nope", NULL, body, 256),
+                   404);
+  ck_assert_int_eq(http_request(p.port, "GET", "/file/sub", NULL, body, 256),
+                   404); /* a directory */
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ck_assert_msg(http_request(p.port, "GET", bad[i], NULL, body, 256) == 400,
+                  "no 400 for %s", bad[i]);
+  wait_stat(p.port, "blocking_jobs", 4, 30);
+  server_finish(&p);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  ck_assert_int_eq(run_cmd(cmd, body, sizeof(body)), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ shutdown */
 
 static const int signals[] = {SIGTERM, SIGINT};
@@ -946,6 +1210,9 @@ START_TEST(test_bad_options_exit_2) {
       {SERVER_BIN, "--workers", "-1", NULL},
       {SERVER_BIN, "--frobnicate", "1", NULL},
       {SERVER_BIN, "--port", NULL, NULL},
+      {SERVER_BIN, "--max-queued", "-1", NULL},
+      {SERVER_BIN, "--max-queued", "many", NULL},
+      {SERVER_BIN, "--dir", "/nonexistent/tandem", NULL},
   };
   proc_t p;
   size_t i;
@@ -985,6 +1252,15 @@ static Suite *compute_server_suite(void) {
   tcase_add_test(tc, test_reset_during_job_drops_the_result);
   tcase_add_test(tc, test_thousand_concurrent_connections);
   tcase_add_test(tc, test_connections_beyond_max_get_503);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("jobs");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_sleep_runs_as_a_blocking_job);
+  tcase_add_test(tc, test_compute_answers_while_blocking_jobs_sleep);
+  tcase_add_test(tc, test_queue_full_gets_503_with_retry_after);
+  tcase_add_test(tc, test_reset_cancels_waiting_and_stops_running_jobs);
+  tcase_add_test(tc, test_file_is_served_from_dir);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("shutdown");

@@ -54,8 +54,10 @@ static void on_handle_closed(uv_handle_t *handle) {
   conn_unref(handle->data);
 }
 
-/* Closes at once; a job still in flight is cancelled if it has not started
- * and told to give up if it has.  Its after callback drops the result. */
+/* Closes at once; a job still in flight is cancelled: if it has not
+ * started, tandem_cancel() takes it back (0); if it runs, it returns
+ * UV_EBUSY and tandem_work_cancelled() tells the job to give up.  Either
+ * way its after callback gets UV_ECANCELED and drops the result. */
 static void conn_close(conn_t *c) {
   server_t *srv = c->srv;
 
@@ -70,10 +72,8 @@ static void conn_close(conn_t *c) {
     c->next->prev = c->prev;
   if (c->counted)
     srv->nconns--;
-  if (c->busy) {
-    atomic_store(&c->job.abandoned, 1);
+  if (c->busy)
     (void)tandem_cancel(&c->job.work);
-  }
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -526,6 +526,21 @@ static void conn_update_reading(conn_t *c) {
 
 /* ---------------------------------------------------------------- jobs */
 
+/* Shutdown, once no job is in flight: closes the tandem handle.  Not
+ * sooner, because tandem_close() tells running jobs to give up (their
+ * tandem_work_cancelled() turns 1), and the server lets them finish. */
+static void server_close_pool(server_t *srv) {
+  int r;
+
+  if (!srv->stopping || srv->jobs_in_flight > 0 || srv->pool_closing ||
+      srv->mode != MODE_HYBRID)
+    return;
+  srv->pool_closing = 1;
+  r = tandem_close(&srv->tandem, NULL);
+  if (r != 0)
+    fprintf(stderr, "tandem_close: %s\n", uv_strerror(r));
+}
+
 /* routes.c has queued c->job: keep c alive until its after callback. */
 void conn_job_begin(conn_t *c) {
   c->busy = 1;
@@ -539,15 +554,28 @@ void conn_job_begin(conn_t *c) {
  * the answer (then the caller responds and calls conn_resume), or 0 if it
  * has closed meanwhile: the result is dropped and c may be gone. */
 int conn_job_end(conn_t *c) {
+  server_t *srv = c->srv;
+
   c->busy = 0;
-  c->srv->jobs_in_flight--;
+  srv->jobs_in_flight--;
+  server_close_pool(srv); /* if it was the last one of a shutdown */
   if (c->state == CONN_CLOSED) {
-    c->srv->abandoned++;
+    srv->abandoned++;
     conn_unref(c);
     return 0;
   }
   conn_unref(c); /* the handles still hold their references */
   return 1;
+}
+
+/* Jobs of open connections whose work has begun (for /stats). */
+unsigned http_jobs_running(const server_t *srv) {
+  const conn_t *c;
+  unsigned n = 0;
+
+  for (c = srv->conns; c != NULL; c = c->next)
+    n += c->busy && atomic_load_explicit(&c->job.started, memory_order_relaxed);
+  return n;
 }
 
 /* ----------------------------------------------------------- listening */
@@ -626,15 +654,22 @@ int http_listen(server_t *srv, const struct sockaddr *addr) {
   return 0;
 }
 
-/* Shutdown: stop accepting; idle connections end now, busy ones after
- * their answer (srv->stopping turns keep-alive off). */
+/* Shutdown (srv->stopping is set): stop accepting; idle connections end
+ * now, busy ones after their answer (srv->stopping turns keep-alive off).
+ * Jobs that have not started are cancelled (their answer is 503); running
+ * ones finish, and then the tandem handle closes.  A job that starts just
+ * as it is cancelled gives up (tandem_cancel() returns UV_EBUSY and its
+ * tandem_work_cancelled() turns 1): 503 too. */
 void http_stop(server_t *srv) {
   conn_t *c, *next;
 
   uv_close((uv_handle_t *)&srv->listener, NULL);
   for (c = srv->conns; c != NULL; c = next) {
     next = c->next;
-    if (c->state == CONN_READING && !c->busy)
+    if (c->busy && !atomic_load_explicit(&c->job.started, memory_order_relaxed))
+      (void)tandem_cancel(&c->job.work);
+    else if (c->state == CONN_READING && !c->busy)
       conn_finish(c);
   }
+  server_close_pool(srv);
 }

@@ -4,16 +4,19 @@
  *
  *   compute_server [--host ADDR] [--port PORT] [--workers N]
  *                  [--worker-nice N] [--mode hybrid|inline] [--max-conns N]
- *                  [--max-body BYTES] [--max-header BYTES]
- *                  [--header-timeout-ms MS] [--quiet]
+ *                  [--max-queued N] [--max-body BYTES] [--max-header BYTES]
+ *                  [--header-timeout-ms MS] [--dir DIR] [--quiet]
  *   compute_server --help
  *
  * One thread runs a libuv loop that owns every socket; a tandem pool runs
- * the CPU-heavy requests, so a slow /fib/45 never delays a /ping.  With
- * --mode inline the loop thread computes too, the way a plain event-loop
- * server would.  SIGINT or SIGTERM: stop accepting, finish the jobs that
- * run (queued ones are cancelled and get 503), close everything, exit 0.
- * A second signal finds the default action again and ends it at once.
+ * the CPU-heavy requests, so a slow /fib/45 never delays a /ping, and its
+ * blocking side runs /sleep and /file, so they never hold a compute
+ * worker.  With --max-queued N, a job that would make more than N wait is
+ * refused at once: 503 with Retry-After.  With --mode inline the loop
+ * thread computes too, the way a plain event-loop server would.  SIGINT
+ * or SIGTERM: stop accepting, finish the jobs that run (queued ones are
+ * cancelled and get 503), close everything, exit 0.  A second signal
+ * finds the default action again and ends it at once.
  *
  * Stdout carries one line, "listening on HOST:PORT", for whoever started
  * the server.  The log goes to stderr: a start line (address, mode,
@@ -23,12 +26,14 @@
  * printed even then.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -43,12 +48,16 @@ static const char usage[] =
     "                          loop thread wins the CPU when it wakes [5]\n"
     "  --mode hybrid|inline    compute on the pool, or on the loop [hybrid]\n"
     "  --max-conns N           more connections get 503 [1024]\n"
+    "  --max-queued N          jobs that may wait for the pool; more get 503\n"
+    "                          with Retry-After: 1; 0 = no limit [0]\n"
     "  --max-body BYTES        larger request bodies get 413 [1048576]\n"
     "  --max-header BYTES      larger request heads get 431 [8192]\n"
     "  --header-timeout-ms MS  time a client has to send a request [10000]\n"
+    "  --dir DIR               serve /file/NAME from DIR [none: 404]\n"
     "  --quiet                 no log on stderr (failures are still printed)\n"
     "  --help                  this text\n"
-    "Endpoints: /ping, /fib/N, /sha256 (POST), /primes/N, /stats.\n"
+    "Endpoints: /ping, /fib/N, /sha256 (POST), /primes/N, /sleep/MS,\n"
+    "/file/NAME, /stats.\n"
     "SIGINT or SIGTERM: finish running jobs, close, exit 0.\n";
 
 static int parse_uint(const char *s, unsigned long long max,
@@ -64,8 +73,9 @@ static int parse_uint(const char *s, unsigned long long max,
 
 typedef struct {
   const char *host;
-  unsigned long long port, workers, worker_nice, max_conns, max_body,
-      max_header;
+  const char *dir;
+  unsigned long long port, workers, worker_nice, max_conns, max_queued,
+      max_body, max_header;
   unsigned long long header_timeout_ms;
   server_mode_t mode;
   int quiet;
@@ -91,6 +101,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
     if (strcmp(name, "--host") == 0) {
       o->host = value;
       r = 0;
+    } else if (strcmp(name, "--dir") == 0) {
+      o->dir = value;
+      r = 0;
     } else if (strcmp(name, "--mode") == 0) {
       r = 0;
       if (strcmp(value, "hybrid") == 0)
@@ -107,6 +120,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       r = parse_uint(value, 19, &o->worker_nice);
     } else if (strcmp(name, "--max-conns") == 0) {
       r = parse_uint(value, 1000000, &o->max_conns);
+    } else if (strcmp(name, "--max-queued") == 0) {
+      r = parse_uint(value, 1u << 30, &o->max_queued);
     } else if (strcmp(name, "--max-body") == 0) {
       r = parse_uint(value, 1u << 30, &o->max_body);
     } else if (strcmp(name, "--max-header") == 0) {
@@ -225,7 +240,7 @@ static void on_error_response(conn_t *c, int status) {
 static void log_start(const server_t *srv, const options_t *o) {
   struct sockaddr_storage name;
   int len = sizeof(name);
-  char where[96], workers[48];
+  char where[96], workers[48], queue[32];
 
   if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&name, &len) == 0)
     addr_text(&name, where, sizeof(where));
@@ -237,11 +252,17 @@ static void log_start(const server_t *srv, const options_t *o) {
              tandem_pool_workers(srv->pool) == 1 ? "" : "s", o->worker_nice);
   else
     snprintf(workers, sizeof(workers), "no pool");
+  if (o->max_queued > 0 && srv->mode == MODE_HYBRID)
+    snprintf(queue, sizeof(queue), "%llu", o->max_queued);
+  else
+    snprintf(queue, sizeof(queue), "no limit");
   log_line("tandem %s, listening on %s, mode %s, %s; limits: %llu "
-           "connections, body %llu B, head %llu B, header timeout %llu ms",
+           "connections, body %llu B, head %llu B, header timeout %llu ms, "
+           "waiting jobs %s; files from %s",
            tandem_version_string(), where,
            srv->mode == MODE_HYBRID ? "hybrid" : "inline", workers,
-           o->max_conns, o->max_body, o->max_header, o->header_timeout_ms);
+           o->max_conns, o->max_body, o->max_header, o->header_timeout_ms,
+           queue, o->dir != NULL ? o->dir : "nowhere (no --dir)");
 }
 
 static void log_totals(const server_t *srv) {
@@ -251,11 +272,13 @@ static void log_totals(const server_t *srv) {
       "stopped after %.1f s: %llu requests, %llu answered 4xx and %llu "
       "5xx; %llu connections (%llu turned away at --max-conns), %llu "
       "timed out; %llu jobs on the pool (%llu abandoned by their "
-      "client)",
+      "client, %llu cancelled), %llu refused at --max-queued",
       secs, (unsigned long long)srv->requests, (unsigned long long)errors_4xx,
       (unsigned long long)errors_5xx, (unsigned long long)srv->accepted,
       (unsigned long long)srv->rejected, (unsigned long long)srv->timeouts,
-      (unsigned long long)srv->jobs_queued, (unsigned long long)srv->abandoned);
+      (unsigned long long)srv->jobs_queued, (unsigned long long)srv->abandoned,
+      (unsigned long long)srv->jobs_cancelled,
+      (unsigned long long)srv->jobs_rejected);
   if (errors_unlogged_total > 0)
     log_line("%llu of the 4xx/5xx answers were not logged (over %d a "
              "second)",
@@ -266,7 +289,6 @@ static void log_totals(const server_t *srv) {
 
 static void on_signal(uv_signal_t *handle, int signum) {
   server_t *srv = handle->data;
-  int r;
 
   if (srv->stopping)
     return;
@@ -277,9 +299,7 @@ static void on_signal(uv_signal_t *handle, int signum) {
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   /* Queued jobs are cancelled (their answer is 503), running ones finish;
-   * tandem's handles close once the last after callback has run. */
-  if (srv->mode == MODE_HYBRID && (r = tandem_close(&srv->tandem, NULL)) != 0)
-    fprintf(stderr, "tandem_close: %s\n", uv_strerror(r));
+   * once the last after callback has run, the tandem handle closes. */
   http_stop(srv);
   /* uv_run() returns in main() once every connection has closed. */
 }
@@ -311,6 +331,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bad address: %s\n", opt.host);
     return 2;
   }
+  if (opt.dir != NULL) {
+    /* Opened once: a job opens files relative to it (openat), so the
+     * directory serving stays the same even if DIR is renamed. */
+    srv.dir_fd = open(opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (srv.dir_fd < 0) {
+      fprintf(stderr, "--dir %s: %s\n", opt.dir, strerror(errno));
+      return 2;
+    }
+    srv.dir = opt.dir;
+  }
   /* Writing to a socket the client has closed must give EPIPE, not kill. */
   signal(SIGPIPE, SIG_IGN);
 
@@ -334,6 +364,7 @@ int main(int argc, char **argv) {
      * a lower priority for the workers makes a waking loop thread (a
      * /ping just arrived) preempt a busy worker instead of waiting. */
     topt.worker_nice = (int)opt.worker_nice;
+    topt.max_queued = (unsigned)opt.max_queued;
     r = tandem_pool_new(&srv.pool, &topt);
     if (r == 0)
       r = tandem_init(&loop, &srv.tandem, srv.pool);
@@ -384,5 +415,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "uv_loop_close: %s\n", uv_strerror(r));
     rc = 1;
   }
+  if (srv.dir != NULL)
+    close(srv.dir_fd);
   return rc;
 }

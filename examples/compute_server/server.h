@@ -10,11 +10,19 @@
  *
  * Threads.  Everything in this program runs on the loop thread except the
  * job functions in routes.c (job_run, primes_range), which run on pool
- * workers and touch nothing but their own job_t.  A connection has at most
- * one job in flight; while it runs, the loop thread leaves the job and the
- * request body alone, and the connection struct stays allocated (it is
- * reference counted) even if the client goes away, so the after callback
- * always has somewhere safe to land.
+ * workers (or, for /sleep and /file, on the pool's blocking threads) and
+ * touch nothing but their own job_t.  A connection has at most one job in
+ * flight; while it runs, the loop thread leaves the job and the request
+ * body alone, and the connection struct stays allocated (it is reference
+ * counted) even if the client goes away, so the after callback always has
+ * somewhere safe to land.
+ *
+ * Cancelling.  When the client goes away, conn_close() calls
+ * tandem_cancel() on its job: a job that has not started is called back
+ * with UV_ECANCELED at once; a running one sees tandem_work_cancelled()
+ * turn 1 (fib, primes and sleep look now and then and give up), and is
+ * called back with UV_ECANCELED too.  Either way the after callback finds
+ * the connection closed and only drops the result.
  */
 #ifndef COMPUTE_SERVER_H
 #define COMPUTE_SERVER_H
@@ -40,6 +48,11 @@
 #ifndef PRIMES_MAX
 #define PRIMES_MAX 100000000u /* /primes/N: larger N gets 400 */
 #endif
+#ifndef SLEEP_MAX
+#define SLEEP_MAX 10000 /* /sleep/MS: longer gets 400 */
+#endif
+#define FILE_MAX (8u << 20) /* /file/NAME: larger files get 403 */
+#define FILE_NAME_MAX 255   /* /file/NAME: longer names get 400 */
 
 typedef enum { MODE_HYBRID, MODE_INLINE } server_mode_t;
 
@@ -61,7 +74,10 @@ typedef struct server_s {
    * in one process must use the same.  0 = 8192. */
   uint32_t max_header;
   uint64_t header_timeout_ms;
+  const char *dir; /* --dir: /file/NAME reads from it; NULL = none */
+  int dir_fd;      /* dir, opened (O_DIRECTORY) when dir is set */
   int stopping;
+  int pool_closing; /* tandem_close() was called (hybrid mode) */
   /* Called with every response of status 400 or more that is sent (main.c
    * logs them); NULL: none. */
   void (*on_error_response)(conn_t *c, int status);
@@ -75,23 +91,47 @@ typedef struct server_s {
   uint64_t abandoned;      /* jobs whose connection closed before the result */
   uint64_t jobs_queued;    /* jobs handed to the pool, ever */
   unsigned jobs_in_flight; /* of those, not yet called back */
+  uint64_t jobs_rejected;  /* refused by the pool (UV_EAGAIN at
+                              --max-queued): answered 503 */
+  uint64_t jobs_cancelled; /* called back with UV_ECANCELED */
+  uint64_t jobs_stopped;   /* of those, the ones whose work had begun and
+                              gave up when tandem_work_cancelled() said so */
   char discard[16384];     /* reads of connections being drained land here */
 } server_t;
 
-typedef enum { JOB_FIB, JOB_SHA256, JOB_PRIMES } job_kind_t;
+typedef enum {
+  JOB_FIB,
+  JOB_SHA256,
+  JOB_PRIMES,
+  JOB_SLEEP, /* blocking: runs with TANDEM_JOB_BLOCKING */
+  JOB_FILE   /* blocking too */
+} job_kind_t;
 
-/* One computation.  Filled by the loop thread, then owned by the pool until
- * the after callback; only the atomics are shared while it runs. */
+/* One job.  Filled by the loop thread, then owned by the pool until the
+ * after callback; only the atomics are shared while it runs (a /primes job
+ * runs on several workers at once). */
 typedef struct job_s {
   tandem_work_t work;
   job_kind_t kind;
-  uint64_t n;       /* fib: N; primes: the bound */
+  /* What the work looks at to give up early: &work on the pool, NULL in
+   * --mode inline (nothing can cancel a job that runs on the loop). */
+  const tandem_work_t *cancel;
+  uint64_t n;       /* fib: N; primes: the bound; sleep: milliseconds */
   const char *data; /* sha256: the request body */
   size_t len;
   uint64_t result;            /* fib */
   unsigned char digest[32];   /* sha256 */
   atomic_uint_fast64_t count; /* primes: summed by every range */
-  atomic_int abandoned;       /* set by the loop: nobody wants the result */
+  atomic_int started;         /* set by the work when it begins */
+  atomic_int stopped;         /* set by the work when it gives up */
+  /* file: the job opens name in dir_fd and reads it into a malloc'd
+   * buffer, which the after callback answers with and frees; or sets
+   * file_err (a libuv error code) */
+  int dir_fd;
+  char name[FILE_NAME_MAX + 1];
+  char *file;
+  size_t file_len;
+  int file_err;
 } job_t;
 
 typedef enum {
@@ -147,6 +187,7 @@ void conn_respond(conn_t *c, int status, const char *headers,
 void conn_job_begin(conn_t *c);
 int conn_job_end(conn_t *c);
 void conn_resume(conn_t *c);
+unsigned http_jobs_running(const server_t *srv);
 
 /* routes.c */
 void route_request(conn_t *c);
