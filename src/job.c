@@ -94,33 +94,57 @@ int tandem__job_blocking_init(tandem_pool_t *pool,
                            opts->blocking_idle_ms, run_blocking, pool);
 }
 
+/* Where a HIGH, LOW or blocking job waits, in req->cell_ (the ring's cell
+ * for a NORMAL one): the queue's address, tagged.  tandem_cancel reads it
+ * before it has won anything, so it must not follow req->tandem, which a
+ * re-queue may be rewriting (defect F2); the pool outlives the pointer, as
+ * it outlives a ring cell's. */
+#define WAIT_CLASSQ ((uintptr_t)1)
+#define WAIT_BLOCKING ((uintptr_t)2)
+#define WAIT_TAGS ((uintptr_t)3)
+
+_Static_assert(_Alignof(tdm_blocking_t) > WAIT_TAGS &&
+                   _Alignof(tdm_classq_t) > WAIT_TAGS,
+               "the queues' addresses must leave room for the tags");
+
+static void set_waits_in(tandem_work_t *req, void *queue, uintptr_t tag) {
+  tdm_store_ptr(&req->cell_, (void *)((uintptr_t)queue | tag));
+}
+
 int tandem__job_submit(tandem_pool_t *pool, tandem_work_t *req, bool defer) {
   unsigned cls = req->opts_ & TDM_OPT_CLASS;
+  int err;
 
-  if (req->opts_ & TDM_OPT_BLOCKING)
-    return tdm_blocking_submit(&pool->blocking, req);
-  if (cls != TDM_CLS_NORMAL)
+  if (req->opts_ & TDM_OPT_BLOCKING) {
+    set_waits_in(req, &pool->blocking, WAIT_BLOCKING);
+    err = tdm_blocking_submit(&pool->blocking, req);
+    if (err != 0)
+      tdm_store_ptr(&req->cell_, NULL);
+    return err;
+  }
+  if (cls != TDM_CLS_NORMAL) {
+    set_waits_in(req, cls == TDM_CLS_HIGH ? &pool->high : &pool->low,
+                 WAIT_CLASSQ);
     tandem__pool_submit_class(pool, req, cls);
-  else
+  } else {
     tandem__pool_submit(pool, req, req->tandem, &req->cell_, defer);
+  }
   return 0;
 }
 
 bool tandem__job_take_back(tandem_work_t *req) {
-  tandem_pool_t *pool;
+  uintptr_t where = (uintptr_t)tdm_load_ptr(&req->cell_);
+  void *queue = (void *)(where & ~WAIT_TAGS);
 
-  if (req->opts_ & TDM_OPT_BLOCKING) {
-    pool = req->tandem->pool;
-    return tdm_blocking_cancel(&pool->blocking, req);
-  }
-  switch (req->opts_ & TDM_OPT_CLASS) {
-  case TDM_CLS_HIGH:
-    return tdm_classq_remove(&req->tandem->pool->high, req);
-  case TDM_CLS_LOW:
-    return tdm_classq_remove(&req->tandem->pool->low, req);
+  switch (where & WAIT_TAGS) {
+  case WAIT_BLOCKING:
+    return tdm_blocking_cancel(queue, req);
+  case WAIT_CLASSQ:
+    return tdm_classq_remove(queue, req);
   default:
-    if (!tdm_inject_cancel_cell(tdm_load_ptr(&req->cell_), req))
+    if (!tdm_inject_cancel_cell(queue, req))
       return false;
+    /* Won: the request is ours, and so is the handle it was queued on. */
     tdm_inject_tombstoned(&req->tandem->pool->inject);
     return true;
   }

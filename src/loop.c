@@ -691,7 +691,7 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   req->after_cb_ = after_cb;
   req->status_ = 0;
   req->opts_ = bits | (from_loop ? TDM_OPT_FROM_LOOP : 0);
-  req->cancel_ = 0;
+  tdm_store_u32(&req->cancel_, 0); /* a cancel may store 1 concurrently */
   req->deadline_ = deadline;
   tdm_store_ptr(&req->cell_, NULL); /* not the cell of an earlier queueing */
   /* Release: a cancel that sees QUEUED sees the handle and cell_ above.
