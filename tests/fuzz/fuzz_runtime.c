@@ -28,9 +28,11 @@
  * makes the rest of the ring wait, which decides many of them anyway:
  *
  *   - an accepted job gets exactly one after callback, on the loop thread,
- *     with status 0 or UV_ECANCELED; work_cb ran exactly once if 0, never
- *     if UV_ECANCELED (a parallel_for: its whole range, or none of it);
- *   - UV_ECANCELED only if a cancel returned 0 for it or tandem_close was
+ *     with status 0 or UV_ECANCELED; work_cb ran exactly once if 0 (a
+ *     parallel_for: its whole range); if UV_ECANCELED it never ran, or it
+ *     ran once and a cancel was asked while it was in flight, or the
+ *     handle was closing (issue #13's cooperative cancel);
+ *   - UV_ECANCELED only if a cancel was called for it or tandem_close was
  *     called before the callback, and always after a cancel returned 0;
  *   - tandem_queue_work returns UV_EBUSY while in flight, UV_ESHUTDOWN once
  *     closing, else 0 (once the handle is freed the program passes NULL:
@@ -470,11 +472,44 @@ typedef struct {
   atomic_uint work_runs;
   atomic_size_t pfor_sum;
   atomic_uint foreign_ok;      /* cancels from jobs that returned 0 */
+  /* Every tandem_cancel of it, from any thread, counted before and after
+   * the call, so that its after callback knows whether one was asked while
+   * this submission was in flight (issue #13: a job asked to stop while it
+   * runs reports UV_ECANCELED though its work ran). */
+  atomic_uint cancels_begun;
+  atomic_uint cancels_done;
+  unsigned begun_at_queue; /* cancels_begun when this submission began */
+  int pending_at_queue;    /* a cancel was under way then */
   atomic_uint worker_accepted; /* kids: queues from jobs that returned 0 */
   uv_mutex_t mu;
   uv_cond_t cv;
   int open;
 } job_t;
+
+/* Any thread: tandem_cancel(&j->req), counted (see job_t). */
+static int counted_cancel(job_t *j) {
+  int rc;
+
+  atomic_fetch_add(&j->cancels_begun, 1);
+  rc = tandem_cancel(&j->req);
+  atomic_fetch_add(&j->cancels_done, 1);
+  return rc;
+}
+
+/* The thread about to queue j: where its cancels stand now. */
+static void note_queue(job_t *j) {
+  unsigned begun = atomic_load(&j->cancels_begun);
+
+  j->pending_at_queue = begun != atomic_load(&j->cancels_done);
+  j->begun_at_queue = begun;
+}
+
+/* After callback: was a cancel asked while this submission was in flight
+ * (or under way when it began)? */
+static int cancel_asked(job_t *j) {
+  return j->pending_at_queue ||
+         atomic_load(&j->cancels_begun) != j->begun_at_queue;
+}
 
 struct machine_s {
   tandem_t *t; /* NULL once its close callback ran */
@@ -545,6 +580,7 @@ static void job_work(tandem_work_t *req) {
     kid->flags = 0;
     atomic_store(&kid->started, 0);
     atomic_store(&kid->work_runs, 0);
+    note_queue(kid);
     /* Counted first: its after callback may run before we return. */
     atomic_fetch_add(&kid->worker_accepted, 1);
     rc = tandem_queue_work(req->tandem, &kid->req, job_work, job_after);
@@ -554,7 +590,7 @@ static void job_work(tandem_work_t *req) {
   }
   if (j->flags & J_FOREIGN) {
     other = &m->reqs[(j->idx + 1) % NREQ];
-    rc = tandem_cancel(&other->req);
+    rc = counted_cancel(other);
     CHECK(rc == 0 || rc == UV_EBUSY || rc == UV_EINVAL,
           "tandem_cancel from a job returned %d", rc);
     if (rc == 0)
@@ -574,7 +610,7 @@ static void helper_main(void *arg) {
     if (h->op == 1)
       h->rc = tandem_queue_work(h->t, &h->j->req, job_work, job_after);
     else
-      h->rc = tandem_cancel(&h->j->req);
+      h->rc = counted_cancel(h->j);
     h->op = 0;
     h->done = 1;
     uv_cond_broadcast(&h->cv);
@@ -621,6 +657,7 @@ static void submit(machine_t *m, job_t *j, unsigned flags, int by, int pfor,
     j->flags = flags;
     j->child_rc = 1;
     j->cancel_ok = 0;
+    note_queue(j);
     j->is_pfor = pfor;
     j->pfor_n = n;
     atomic_store(&j->started, 0);
@@ -651,7 +688,7 @@ static void cancel(machine_t *m, job_t *j, int by) {
   int rc;
 
   (void)m;
-  rc = by ? helper_call(2, NULL, j) : tandem_cancel(&j->req);
+  rc = by ? helper_call(2, NULL, j) : counted_cancel(j);
   if (j->is_kid) {
     /* A kid sits on a worker's deque, or ran: never taken back. */
     CHECK(rc == UV_EBUSY || rc == UV_EINVAL, "cancel of kid %u returned %s",
@@ -723,7 +760,8 @@ static void job_after(tandem_work_t *req, int status) {
   if (j->is_kid) {
     CHECK(j->cbs < atomic_load(&j->worker_accepted),
           "kid %u: an after callback never queued", j->idx);
-    CHECK(status == 0 || m->closing, "kid %u cancelled while open", j->idx);
+    CHECK(status == 0 || m->closing || cancel_asked(j),
+          "kid %u cancelled while open, and no cancel asked", j->idx);
   } else {
     CHECK(j->in_flight, "req %u: an after callback never queued", j->idx);
     CHECK(!j->cancel_ok || status == UV_ECANCELED,
@@ -734,12 +772,20 @@ static void job_after(tandem_work_t *req, int status) {
           sum, j->pfor_n);
   else if (status == 0)
     CHECK(runs == 1, "req %u: status 0, work ran %u times", j->idx, runs);
-  else
-    CHECK(runs == 0 && sum == 0 && !atomic_load(&j->started),
-          "req %u: cancelled, yet its work ran", j->idx);
+  else if (runs != 0 || sum != 0 || atomic_load(&j->started))
+    /* Asked to stop while it ran (a cancel that returned UV_EBUSY, or the
+     * close), and reported cancelled: never without being asked. */
+    CHECK(runs <= 1 && (cancel_asked(j) || m->closing),
+          "req %u: cancelled after its work ran %u times, yet no cancel was "
+          "asked and the handle is open",
+          j->idx, runs);
   if (status == UV_ECANCELED) {
     j->ecanceled++;
-    if (!j->cancel_ok && !m->closing)
+    /* A parallel_for over an empty range leaves no trace that it ran. */
+    if (!j->cancel_ok && !m->closing &&
+        !((runs != 0 || sum != 0 || atomic_load(&j->started) ||
+           j->is_pfor) &&
+          cancel_asked(j)))
       j->unexplained++; /* a cancel from a job, checked at the end */
   }
   j->cbs++;
@@ -750,7 +796,9 @@ static void job_after(tandem_work_t *req, int status) {
   if (flags & J_CHILD) {
     kid = &m->kids[j->idx];
     kid->kid_pending = 0;
-    if (status == 0 && j->child_rc == 0)
+    /* child_rc is 0 only if the work ran and queued the kid -- also when
+     * the job then reports UV_ECANCELED (asked to stop while it ran). */
+    if (j->child_rc == 0)
       kid->kid_expect++;
     else if (status == 0)
       CHECK(j->child_rc == UV_ESHUTDOWN && m->closing,
