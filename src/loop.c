@@ -576,11 +576,6 @@ int tandem_close(tandem_t *t, tandem_close_cb cb) {
   return 0;
 }
 
-int tandem_queue_work(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
-                      tandem_after_work_cb after_cb) {
-  return tandem__queue_work_with(t, req, work_cb, after_cb, 0, 0, NULL, NULL);
-}
-
 int tandem_queue_work_ex(tandem_t *t, tandem_work_t *req,
                          tandem_work_cb work_cb, tandem_after_work_cb after_cb,
                          const tandem_job_opts_t *opts) {
@@ -665,12 +660,14 @@ static int claim(tandem_t *t, tandem_work_t *req, unsigned *bits,
   return 0;
 }
 
-int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
-                            tandem_work_cb work_cb,
-                            tandem_after_work_cb after_cb, unsigned bits,
-                            uint64_t deadline,
-                            void (*setup)(tandem_work_t *req, void *arg),
-                            void *arg) {
+/* The submit, written once and inlined twice: into tandem_queue_work,
+ * where bits, deadline and setup are constants and every branch on them
+ * folds away (a job with no options costs what it cost before #13), and
+ * into tandem__queue_work_with for the rest. */
+static inline __attribute__((always_inline)) int
+queue_job(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
+          tandem_after_work_cb after_cb, unsigned bits, uint64_t deadline,
+          void (*setup)(tandem_work_t *req, void *arg), void *arg) {
   bool expired;
   int from_loop;
   int err;
@@ -692,7 +689,8 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
   req->status_ = 0;
   req->opts_ = bits | (from_loop ? TDM_OPT_FROM_LOOP : 0);
   tdm_store_u32(&req->cancel_, 0); /* a cancel may store 1 concurrently */
-  req->deadline_ = deadline;
+  if (bits & TDM_OPT_DEADLINE)
+    req->deadline_ = deadline; /* on the request's second line: only then */
   tdm_store_ptr(&req->cell_, NULL); /* not the cell of an earlier queueing */
   /* Release: a cancel that sees QUEUED sees the handle and cell_ above.
    * Before the submit: from then on a worker may make it RUNNING. */
@@ -716,6 +714,20 @@ int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
     tandem__pool_submit(t->pool, req, t, &req->cell_, false);
   }
   return 0;
+}
+
+int tandem__queue_work_with(tandem_t *t, tandem_work_t *req,
+                            tandem_work_cb work_cb,
+                            tandem_after_work_cb after_cb, unsigned bits,
+                            uint64_t deadline,
+                            void (*setup)(tandem_work_t *req, void *arg),
+                            void *arg) {
+  return queue_job(t, req, work_cb, after_cb, bits, deadline, setup, arg);
+}
+
+int tandem_queue_work(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
+                      tandem_after_work_cb after_cb) {
+  return queue_job(t, req, work_cb, after_cb, 0, 0, NULL, NULL);
 }
 
 int tandem_cancel(tandem_work_t *req) {
