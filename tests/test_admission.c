@@ -18,6 +18,7 @@
 
 #include "fixture.h"
 #include "hold.h"
+#include "job_probe.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -27,16 +28,8 @@
 #define MAXQ 4       /* max_queued of most tests */
 #define MS 1000000u  /* nanoseconds, for uv_hrtime() arithmetic */
 
-/* A job that records what happened to it. */
-typedef struct probe_s {
-  tandem_work_t req;
-  hold_t *hold;   /* if set, the job waits in it */
-  atomic_int ran; /* work callbacks run */
-  /* loop thread only */
-  int called; /* after callbacks run */
-  int status; /* status of the last one */
-  int off_loop_thread;
-} probe_t;
+/* A job that records what happened to it; its hold, if set, it waits in. */
+typedef job_probe_t probe_t;
 
 static fixture_t fx; /* each test's pool, loop and handle */
 
@@ -55,46 +48,11 @@ static void teardown(void) {
 }
 
 static void probe_init(probe_t *p) {
-  memset(p, 0, sizeof(*p));
-  atomic_init(&p->ran, 0);
-  p->status = 1; /* neither 0 nor an error code: "never called" */
-}
-
-static void probe_work_cb(tandem_work_t *req) {
-  probe_t *p;
-
-  p = (probe_t *)req;
-  atomic_fetch_add(&p->ran, 1);
-  if (p->hold != NULL)
-    hold_wait(p->hold);
-}
-
-static void probe_after_cb(tandem_work_t *req, int status) {
-  uv_thread_t self;
-  probe_t *p;
-
-  p = (probe_t *)req;
-  self = uv_thread_self();
-  if (!uv_thread_equal(&self, &fx.loop_thread))
-    p->off_loop_thread++;
-  p->called++;
-  p->status = status;
-}
-
-static int queue_ex(probe_t *p, int priority, unsigned flags,
-                    uint64_t deadline) {
-  tandem_job_opts_t opts;
-
-  memset(&opts, 0, sizeof(opts));
-  opts.priority = priority;
-  opts.flags = flags;
-  opts.deadline = deadline;
-  return tandem_queue_work_ex(&fx.tandem, &p->req, probe_work_cb,
-                              probe_after_cb, &opts);
+  job_probe_init(p, &fx);
 }
 
 static int queue_class(probe_t *p, int priority) {
-  return queue_ex(p, priority, 0, 0);
+  return job_probe_queue(p, priority, 0, 0);
 }
 
 static tandem_stats_t stats_now(void) {
@@ -207,8 +165,8 @@ START_TEST(test_max_queued_refuses_beyond_limit) {
                   "job %d of max_queued %d refused", i + 1, MAXQ);
     all[i] = &p[i];
   }
-  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &p[MAXQ].req, probe_work_cb,
-                                     probe_after_cb),
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &p[MAXQ].req,
+                                     job_probe_work_cb, job_probe_after_cb),
                    UV_EAGAIN);
   ck_assert_int_eq(queue_class(&p[MAXQ + 1], TANDEM_PRIO_NORMAL), UV_EAGAIN);
 
@@ -414,7 +372,7 @@ START_TEST(test_blocking_jobs_count_apart) {
   ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   probe_init(&holder);
   holder.hold = &hold;
-  ck_assert_int_eq(queue_ex(&holder, 0, TANDEM_JOB_BLOCKING, 0), 0);
+  ck_assert_int_eq(job_probe_queue(&holder, 0, TANDEM_JOB_BLOCKING, 0), 0);
   ck_assert_msg(wait_atomic_ge(&hold.entered, 1, WAIT_MS),
                 "a blocking job did not start while the workers were held");
 
@@ -423,12 +381,13 @@ START_TEST(test_blocking_jobs_count_apart) {
     probe_init(&c[i]);
   }
   for (i = 0; i < 2; i++) {
-    ck_assert_msg(queue_ex(&b[i], 0, TANDEM_JOB_BLOCKING, 0) == 0,
+    ck_assert_msg(job_probe_queue(&b[i], 0, TANDEM_JOB_BLOCKING, 0) == 0,
                   "blocking job %d of max_queued 2 refused", i + 1);
     ck_assert_msg(queue_class(&c[i], TANDEM_PRIO_NORMAL) == 0,
                   "compute job %d of max_queued 2 refused", i + 1);
   }
-  ck_assert_int_eq(queue_ex(&b[2], 0, TANDEM_JOB_BLOCKING, 0), UV_EAGAIN);
+  ck_assert_int_eq(job_probe_queue(&b[2], 0, TANDEM_JOB_BLOCKING, 0),
+                   UV_EAGAIN);
   ck_assert_int_eq(queue_class(&c[2], TANDEM_PRIO_NORMAL), UV_EAGAIN);
   stats = stats_now();
   ck_assert_uint_eq(stats.rejected, 2);
@@ -534,7 +493,8 @@ START_TEST(test_fork_join_tasks_not_counted) {
   for (i = 0; i < FJ_N; i++)
     atomic_init(&j->seen[i], 0);
   ck_assert_int_eq(
-      tandem_queue_work(&fx.tandem, &j->p.req, fj_work_cb, probe_after_cb), 0);
+      tandem_queue_work(&fx.tandem, &j->p.req, fj_work_cb, job_probe_after_cb),
+      0);
   wait_one(&j->p, "fork-join job");
   assert_ran_ok(&j->p, "fork-join job");
   ck_assert_int_eq(j->rc, 0);
@@ -562,7 +522,7 @@ START_TEST(test_expired_job_is_not_waiting) {
   probe_init(&late);
   probe_init(&n);
   probe_init(&refused);
-  ck_assert_int_eq(queue_ex(&late, 0, 0, uv_hrtime() - 1), 0);
+  ck_assert_int_eq(job_probe_queue(&late, 0, 0, uv_hrtime() - 1), 0);
   wait_one(&late, "job queued with a deadline already past");
   assert_expired(&late, "past deadline");
   ck_assert_int_eq(queue_class(&n, TANDEM_PRIO_NORMAL), 0);
@@ -592,7 +552,7 @@ START_TEST(test_deadline_passed_while_waiting_expires) {
   probe_init(&late);
   probe_init(&plain);
   deadline = uv_hrtime() + 20 * MS;
-  ck_assert_int_eq(queue_ex(&late, 0, 0, deadline), 0);
+  ck_assert_int_eq(job_probe_queue(&late, 0, 0, deadline), 0);
   ck_assert_int_eq(queue_class(&plain, TANDEM_PRIO_NORMAL), 0);
   uv_sleep(50);
   sleep_past(deadline);
@@ -614,7 +574,7 @@ START_TEST(test_deadline_already_past_expires) {
 
   setup(2, 0, 0);
   probe_init(&p);
-  ck_assert_int_eq(queue_ex(&p, 0, 0, uv_hrtime() - 1), 0);
+  ck_assert_int_eq(job_probe_queue(&p, 0, 0, uv_hrtime() - 1), 0);
   wait_one(&p, "job with a deadline already past");
   assert_expired(&p, "past deadline");
   ck_assert_uint_eq(STATS_SETTLED(fx.pool, expired, 1), 1);
@@ -631,7 +591,7 @@ START_TEST(test_deadline_already_past_expires_while_workers_busy) {
   setup(1, 0, 0);
   ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   probe_init(&p);
-  ck_assert_int_eq(queue_ex(&p, TANDEM_PRIO_LOW, 0, uv_hrtime() - 1), 0);
+  ck_assert_int_eq(job_probe_queue(&p, TANDEM_PRIO_LOW, 0, uv_hrtime() - 1), 0);
   wait_one(&p, "job whose deadline was already past, the workers busy");
   ck_assert_uint_eq(gate.finished, 0);
   assert_expired(&p, "past deadline");
@@ -647,8 +607,8 @@ START_TEST(test_far_deadline_runs) {
 
   setup(2, 0, 0);
   probe_init(&p);
-  ck_assert_int_eq(queue_ex(&p, 0, 0, uv_hrtime() + (uint64_t)3600 * 1000 * MS),
-                   0);
+  ck_assert_int_eq(
+      job_probe_queue(&p, 0, 0, uv_hrtime() + (uint64_t)3600 * 1000 * MS), 0);
   wait_one(&p, "job with a far deadline");
   assert_ran_ok(&p, "far deadline");
   ck_assert_uint_eq(stats_now().expired, 0);
@@ -691,7 +651,7 @@ START_TEST(test_running_job_not_stopped_by_deadline) {
     memset(&opts, 0, sizeof(opts));
     opts.deadline = o.deadline;
     ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &o.p.req, overrun_work_cb,
-                                          probe_after_cb, &opts),
+                                          job_probe_after_cb, &opts),
                      0);
   }
   wait_one(&o.p, "job running past its deadline");
@@ -728,7 +688,7 @@ START_TEST(test_deadline_applies_to_every_class) {
   for (i = 0; i < 3; i++) {
     probe_init(&p[i]);
     all[i] = &p[i];
-    ck_assert_int_eq(queue_ex(&p[i], classes[i], 0, deadline), 0);
+    ck_assert_int_eq(job_probe_queue(&p[i], classes[i], 0, deadline), 0);
   }
   uv_sleep(50);
   sleep_past(deadline);
@@ -755,7 +715,7 @@ START_TEST(test_cancel_before_deadline_is_ecanceled) {
   setup(1, 0, 0);
   ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
   probe_init(&p);
-  ck_assert_int_eq(queue_ex(&p, 0, 0, uv_hrtime() + 20 * MS), 0);
+  ck_assert_int_eq(job_probe_queue(&p, 0, 0, uv_hrtime() + 20 * MS), 0);
   ck_assert_int_eq(tandem_cancel(&p.req), 0);
   wait_one(&p, "cancelled job");
   ck_assert_int_eq(p.status, UV_ECANCELED);

@@ -18,6 +18,7 @@
 
 #include "fixture.h"
 #include "hold.h"
+#include "job_probe.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -25,18 +26,12 @@
 #define WAIT_MS 5000 /* the longest a test waits for one step */
 #define MS 1000000u  /* nanoseconds, for uv_hrtime() arithmetic */
 
-/* A job that records what happened to it. */
+/* A job that records what happened to it (jp, its hold, if set, it waits
+ * in) and where it ran. */
 typedef struct probe_s {
-  tandem_work_t req;
-  hold_t *hold;      /* if set, the job waits in it */
-  atomic_int ran;    /* work callbacks run */
-  atomic_int ticket; /* its place in the start order; -1 before */
-  pthread_t thread;  /* the thread that ran it */
-  char name[16];     /* that thread's name */
-  /* loop thread only */
-  int called; /* after callbacks run */
-  int status; /* status of the last one */
-  int off_loop_thread;
+  job_probe_t jp;   /* first: a probe_t * is its tandem_work_t * */
+  pthread_t thread; /* the thread that ran it */
+  char name[16];    /* that thread's name */
 } probe_t;
 
 static fixture_t fx;           /* each test's pool, loop and handle */
@@ -61,19 +56,14 @@ static void teardown(void) {
   fixture_close(&fx);
 }
 
-static void probe_init(probe_t *p) {
-  memset(p, 0, sizeof(*p));
-  atomic_init(&p->ran, 0);
-  atomic_init(&p->ticket, -1);
-  p->status = 1; /* neither 0 nor an error code: "never called" */
-}
-
-static void probe_work_cb(tandem_work_t *req) {
+/* Worker: counts the job running and records its thread, before it takes
+ * its ticket. */
+static void probe_on_start(job_probe_t *jp) {
   probe_t *p;
   int now;
   int seen;
 
-  p = (probe_t *)req;
+  p = (probe_t *)jp;
   now = atomic_fetch_add(&running, 1) + 1;
   seen = atomic_load(&peak);
   while (now > seen && !atomic_compare_exchange_weak(&peak, &seen, now))
@@ -81,34 +71,24 @@ static void probe_work_cb(tandem_work_t *req) {
   p->thread = pthread_self();
   if (pthread_getname_np(p->thread, p->name, sizeof(p->name)) != 0)
     strcpy(p->name, "?");
-  atomic_store(&p->ticket, atomic_fetch_add(&next_ticket, 1));
-  atomic_fetch_add(&p->ran, 1);
-  if (p->hold != NULL)
-    hold_wait(p->hold);
+}
+
+/* Worker: the job, past its hold, stops counting as running. */
+static void probe_on_run(job_probe_t *jp) {
+  (void)jp;
   atomic_fetch_sub(&running, 1);
 }
 
-static void probe_after_cb(tandem_work_t *req, int status) {
-  uv_thread_t self;
-  probe_t *p;
-
-  p = (probe_t *)req;
-  self = uv_thread_self();
-  if (!uv_thread_equal(&self, &fx.loop_thread))
-    p->off_loop_thread++;
-  p->called++;
-  p->status = status;
+static void probe_init(probe_t *p) {
+  memset(p, 0, sizeof(*p));
+  job_probe_init(&p->jp, &fx);
+  p->jp.tickets = &next_ticket;
+  p->jp.on_start = probe_on_start;
+  p->jp.on_run = probe_on_run;
 }
 
 static int queue_blocking(probe_t *p, int priority, uint64_t deadline) {
-  tandem_job_opts_t opts;
-
-  memset(&opts, 0, sizeof(opts));
-  opts.flags = TANDEM_JOB_BLOCKING;
-  opts.priority = priority;
-  opts.deadline = deadline;
-  return tandem_queue_work_ex(&fx.tandem, &p->req, probe_work_cb,
-                              probe_after_cb, &opts);
+  return job_probe_queue(&p->jp, priority, TANDEM_JOB_BLOCKING, deadline);
 }
 
 static tandem_stats_t stats_now(void) {
@@ -129,7 +109,7 @@ static int all_called(void *arg) {
 
   c = arg;
   for (i = 0; i < c->n; i++)
-    if (c->p[i].called == 0)
+    if (c->p[i].jp.called == 0)
       return 0;
   return 1;
 }
@@ -149,14 +129,14 @@ static void assert_ran_ok(const probe_t *p, int n, const char *what) {
   int i;
 
   for (i = 0; i < n; i++) {
-    ck_assert_msg(atomic_load(&p[i].ran) == 1, "%s %d: ran %d times", what, i,
-                  atomic_load(&p[i].ran));
-    ck_assert_msg(p[i].called == 1, "%s %d: called back %d times", what, i,
-                  p[i].called);
-    ck_assert_msg(p[i].status == 0, "%s %d: status %s", what, i,
-                  p[i].status == 1 ? "(never called)"
-                                   : uv_err_name(p[i].status));
-    ck_assert_msg(p[i].off_loop_thread == 0,
+    ck_assert_msg(atomic_load(&p[i].jp.ran) == 1, "%s %d: ran %d times", what,
+                  i, atomic_load(&p[i].jp.ran));
+    ck_assert_msg(p[i].jp.called == 1, "%s %d: called back %d times", what, i,
+                  p[i].jp.called);
+    ck_assert_msg(p[i].jp.status == 0, "%s %d: status %s", what, i,
+                  p[i].jp.status == 1 ? "(never called)"
+                                      : uv_err_name(p[i].jp.status));
+    ck_assert_msg(p[i].jp.off_loop_thread == 0,
                   "%s %d: called back off the loop thread", what, i);
   }
 }
@@ -182,9 +162,9 @@ START_TEST(test_blocking_job_runs_on_blocking_thread) {
   hold_init(&hold);
   for (i = 0; i < WORKERS; i++) {
     probe_init(&workers[i]);
-    workers[i].hold = &hold;
-    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &workers[i].req,
-                                       probe_work_cb, probe_after_cb),
+    workers[i].jp.hold = &hold;
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &workers[i].jp.req,
+                                       job_probe_work_cb, job_probe_after_cb),
                      0);
   }
   /* A worker runs one held job at a time: WORKERS inside means all. */
@@ -231,7 +211,7 @@ START_TEST(test_compute_runs_while_blocking_threads_sleep) {
   ck_assert_ptr_nonnull(c);
   for (i = 0; i < SLEEPERS; i++) {
     probe_init(&b[i]);
-    b[i].hold = &hold;
+    b[i].jp.hold = &hold;
     ck_assert_int_eq(queue_blocking(&b[i], TANDEM_PRIO_NORMAL, 0), 0);
   }
   ck_assert_msg(wait_atomic_ge(&hold.entered, SLEEPERS, WAIT_MS),
@@ -242,9 +222,9 @@ START_TEST(test_compute_runs_while_blocking_threads_sleep) {
 
   for (i = 0; i < COMPUTE; i++) {
     probe_init(&c[i]);
-    ck_assert_int_eq(
-        tandem_queue_work(&fx.tandem, &c[i].req, probe_work_cb, probe_after_cb),
-        0);
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &c[i].jp.req,
+                                       job_probe_work_cb, job_probe_after_cb),
+                     0);
   }
   wait_called(c, COMPUTE, "compute jobs while every blocking thread slept");
   assert_ran_ok(c, COMPUTE, "compute job");
@@ -252,7 +232,7 @@ START_TEST(test_compute_runs_while_blocking_threads_sleep) {
     ck_assert_msg(!is_blocking_name(c[i].name),
                   "compute job %d ran on blocking thread \"%s\"", i, c[i].name);
   for (i = 0; i < SLEEPERS; i++)
-    ck_assert_int_eq(b[i].called, 0);
+    ck_assert_int_eq(b[i].jp.called, 0);
   ck_assert_int_eq(atomic_load(&hold.passed), 0);
 
   hold_open(&hold);
@@ -280,7 +260,7 @@ START_TEST(test_blocking_max_bounds_concurrency) {
   hold_init(&hold);
   for (i = 0; i < BOUNDED; i++) {
     probe_init(&b[i]);
-    b[i].hold = &hold;
+    b[i].jp.hold = &hold;
     ck_assert_int_eq(queue_blocking(&b[i], TANDEM_PRIO_NORMAL, 0), 0);
   }
   for (k = 2; k <= BOUNDED; k++) {
@@ -328,7 +308,7 @@ START_TEST(test_idle_blocking_threads_end) {
   hold_init(&hold);
   for (i = 0; i < SLEEPERS; i++) {
     probe_init(&b[i]);
-    b[i].hold = &hold;
+    b[i].jp.hold = &hold;
     ck_assert_int_eq(queue_blocking(&b[i], TANDEM_PRIO_NORMAL, 0), 0);
   }
   ck_assert_msg(wait_atomic_ge(&hold.entered, SLEEPERS, WAIT_MS),
@@ -367,7 +347,7 @@ END_TEST
  * blocking jobs queued after it wait. */
 static void hold_blocking_side(probe_t *b, hold_t *hold) {
   probe_init(b);
-  b->hold = hold;
+  b->jp.hold = hold;
   ck_assert_int_eq(queue_blocking(b, TANDEM_PRIO_NORMAL, 0), 0);
   ck_assert_msg(wait_atomic_ge(&hold->entered, 1, WAIT_MS),
                 "the first blocking job did not start");
@@ -393,18 +373,18 @@ START_TEST(test_blocking_jobs_start_in_queued_order) {
   }
   uv_sleep(20);
   for (i = 0; i < 4; i++)
-    ck_assert_msg(atomic_load(&b[i].ran) == 0,
+    ck_assert_msg(atomic_load(&b[i].jp.ran) == 0,
                   "blocking job %d started beyond blocking_max 1", i);
   hold_open(&hold);
   wait_called(b, 4, "blocking jobs");
   wait_called(&first, 1, "first blocking job");
   assert_ran_ok(b, 4, "blocking job");
   assert_ran_ok(&first, 1, "first blocking job");
-  ck_assert_int_eq(atomic_load(&first.ticket), 0);
+  ck_assert_int_eq(atomic_load(&first.jp.ticket), 0);
   for (i = 0; i < 4; i++)
-    ck_assert_msg(atomic_load(&b[i].ticket) == i + 1,
+    ck_assert_msg(atomic_load(&b[i].jp.ticket) == i + 1,
                   "blocking job %d (priority %d) started %d-th", i, classes[i],
-                  atomic_load(&b[i].ticket));
+                  atomic_load(&b[i].jp.ticket));
   ck_assert_uint_eq(stats_now().high_lane_jobs, 0);
   teardown();
 }
@@ -423,22 +403,22 @@ START_TEST(test_cancel_waiting_blocking_job) {
   hold_blocking_side(&first, &hold);
   probe_init(&b);
   ck_assert_int_eq(queue_blocking(&b, TANDEM_PRIO_NORMAL, 0), 0);
-  ck_assert_int_eq(tandem_cancel(&b.req), 0);
-  ck_assert_int_eq(b.called, 0); /* not from inside tandem_cancel() */
+  ck_assert_int_eq(tandem_cancel(&b.jp.req), 0);
+  ck_assert_int_eq(b.jp.called, 0); /* not from inside tandem_cancel() */
   uv_run(&fx.loop, UV_RUN_NOWAIT);
-  ck_assert_msg(b.called == 1,
+  ck_assert_msg(b.jp.called == 1,
                 "cancelled blocking job not called back on the next loop"
                 " iteration");
-  ck_assert_int_eq(b.status, UV_ECANCELED);
-  ck_assert_int_eq(b.off_loop_thread, 0);
-  ck_assert_int_eq(first.called, 0);
-  ck_assert_int_eq(tandem_cancel(&b.req), UV_EBUSY);
+  ck_assert_int_eq(b.jp.status, UV_ECANCELED);
+  ck_assert_int_eq(b.jp.off_loop_thread, 0);
+  ck_assert_int_eq(first.jp.called, 0);
+  ck_assert_int_eq(tandem_cancel(&b.jp.req), UV_EBUSY);
 
   hold_open(&hold);
   wait_called(&first, 1, "first blocking job");
   assert_ran_ok(&first, 1, "first blocking job");
-  ck_assert_int_eq(atomic_load(&b.ran), 0);
-  ck_assert_int_eq(b.called, 1);
+  ck_assert_int_eq(atomic_load(&b.jp.ran), 0);
+  ck_assert_int_eq(b.jp.called, 1);
   ck_assert_uint_eq(STATS_SETTLED(fx.pool, cancelled, 1), 1);
   ck_assert_uint_eq(STATS_SETTLED(fx.pool, blocking_jobs, 1), 1);
   teardown();
@@ -469,11 +449,12 @@ START_TEST(test_blocking_deadline_passed_while_waiting_expires) {
   wait_called(&late, 1, "expired blocking job");
   wait_called(&plain, 1, "blocking job without a deadline");
   wait_called(&first, 1, "first blocking job");
-  ck_assert_int_eq(atomic_load(&late.ran), 0);
-  ck_assert_int_eq(late.called, 1);
-  ck_assert_msg(late.status == UV_ETIMEDOUT, "status %s, not ETIMEDOUT",
-                late.status == 1 ? "(never called)" : uv_err_name(late.status));
-  ck_assert_int_eq(late.off_loop_thread, 0);
+  ck_assert_int_eq(atomic_load(&late.jp.ran), 0);
+  ck_assert_int_eq(late.jp.called, 1);
+  ck_assert_msg(late.jp.status == UV_ETIMEDOUT, "status %s, not ETIMEDOUT",
+                late.jp.status == 1 ? "(never called)"
+                                    : uv_err_name(late.jp.status));
+  ck_assert_int_eq(late.jp.off_loop_thread, 0);
   assert_ran_ok(&plain, 1, "blocking job without a deadline");
   assert_ran_ok(&first, 1, "first blocking job");
   ck_assert_uint_eq(STATS_SETTLED(fx.pool, expired, 1), 1);
@@ -496,10 +477,10 @@ START_TEST(test_blocking_deadline_already_past_expires) {
   ck_assert_int_eq(queue_blocking(&late, TANDEM_PRIO_NORMAL, uv_hrtime() - 1),
                    0);
   wait_called(&late, 1, "blocking job with a deadline already past");
-  ck_assert_int_eq(first.called, 0);
-  ck_assert_int_eq(atomic_load(&late.ran), 0);
-  ck_assert_int_eq(late.status, UV_ETIMEDOUT);
-  ck_assert_int_eq(late.off_loop_thread, 0);
+  ck_assert_int_eq(first.jp.called, 0);
+  ck_assert_int_eq(atomic_load(&late.jp.ran), 0);
+  ck_assert_int_eq(late.jp.status, UV_ETIMEDOUT);
+  ck_assert_int_eq(late.jp.off_loop_thread, 0);
   hold_open(&hold);
   wait_called(&first, 1, "first blocking job");
   assert_ran_ok(&first, 1, "first blocking job");

@@ -15,6 +15,7 @@
 
 #include "fixture.h"
 #include "hold.h"
+#include "job_probe.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -31,19 +32,13 @@ enum {
 };
 
 typedef struct coop_s {
-  tandem_work_t req;
+  job_probe_t probe; /* first; its hold is COOP_HOLD's */
   int mode;
   int polls;                /* COOP_POLL_N */
-  hold_t *hold;             /* COOP_HOLD */
-  atomic_int ran;           /* work callbacks run */
   atomic_int flag_at_start; /* tandem_work_cancelled() as work_cb began */
   atomic_int saw_cancel;    /* COOP_POLL: it saw 1 */
   atomic_int flag_seen;     /* COOP_POLL_N: times it saw 1 */
   atomic_int timed_out;     /* COOP_POLL: gave up after HOLD_MAX_MS */
-  /* loop thread only */
-  int called; /* after callbacks run */
-  int status; /* status of the last one */
-  int off_loop_thread;
 } coop_t;
 
 static fixture_t fx; /* each test's pool, loop and handle */
@@ -72,30 +67,23 @@ static void teardown(void) {
   fixture_close(&fx);
 }
 
-static void coop_init(coop_t *c, int mode) {
-  memset(c, 0, sizeof(*c));
-  c->mode = mode;
-  atomic_init(&c->ran, 0);
-  atomic_init(&c->flag_at_start, -1);
-  atomic_init(&c->saw_cancel, 0);
-  atomic_init(&c->flag_seen, 0);
-  atomic_init(&c->timed_out, 0);
-  c->status = 1; /* neither 0 nor an error code: "never called" */
+/* Worker: what tandem_work_cancelled() said as the job began. */
+static void coop_on_start(job_probe_t *p) {
+  atomic_store(&((coop_t *)p)->flag_at_start, tandem_work_cancelled(&p->req));
 }
 
-static void coop_work_cb(tandem_work_t *req) {
+/* Worker, once counted (and, COOP_HOLD, past its hold): the mode's work. */
+static void coop_on_run(job_probe_t *p) {
   uint64_t deadline;
   coop_t *c;
   int i;
 
-  c = (coop_t *)req;
-  atomic_store(&c->flag_at_start, tandem_work_cancelled(req));
-  atomic_fetch_add(&c->ran, 1);
+  c = (coop_t *)p;
   switch (c->mode) {
   case COOP_POLL:
     deadline =
         uv_hrtime() + (uint64_t)HOLD_MAX_MS * 1000000u * timeout_multiplier();
-    while (!tandem_work_cancelled(req)) {
+    while (!tandem_work_cancelled(&p->req)) {
       if (uv_hrtime() >= deadline) {
         atomic_store(&c->timed_out, 1);
         return;
@@ -104,30 +92,33 @@ static void coop_work_cb(tandem_work_t *req) {
     }
     atomic_store(&c->saw_cancel, 1);
     break;
-  case COOP_HOLD:
-    hold_wait(c->hold);
-    break;
   case COOP_POLL_N:
     for (i = 0; i < c->polls; i++)
-      if (tandem_work_cancelled(req))
+      if (tandem_work_cancelled(&p->req))
         atomic_fetch_add(&c->flag_seen, 1);
     break;
-  default:
+  default: /* COOP_HOLD waited in its hold; COOP_RETURN returns */
     break;
   }
 }
 
-static void coop_after_cb(tandem_work_t *req, int status) {
-  uv_thread_t self;
-  coop_t *c;
-
-  c = (coop_t *)req;
-  self = uv_thread_self();
-  if (!uv_thread_equal(&self, &fx.loop_thread))
-    c->off_loop_thread++;
-  c->called++;
-  c->status = status;
+/* Loop thread. */
+static void coop_on_after(job_probe_t *p) {
+  (void)p;
   afters++;
+}
+
+static void coop_init(coop_t *c, int mode) {
+  memset(c, 0, sizeof(*c));
+  job_probe_init(&c->probe, &fx);
+  c->probe.on_start = coop_on_start;
+  c->probe.on_run = coop_on_run;
+  c->probe.on_after = coop_on_after;
+  c->mode = mode;
+  atomic_init(&c->flag_at_start, -1);
+  atomic_init(&c->saw_cancel, 0);
+  atomic_init(&c->flag_seen, 0);
+  atomic_init(&c->timed_out, 0);
 }
 
 static void close_cb(tandem_t *t) {
@@ -151,26 +142,20 @@ static void setup_kind(int kind, worker_gate_t *gate) {
 }
 
 static int coop_queue(coop_t *c, int kind) {
-  tandem_job_opts_t opts;
-
-  memset(&opts, 0, sizeof(opts));
-  if (kind == ON_LANE)
-    opts.priority = TANDEM_PRIO_HIGH;
-  if (kind == ON_BLOCKING)
-    opts.flags = TANDEM_JOB_BLOCKING;
-  return tandem_queue_work_ex(&fx.tandem, &c->req, coop_work_cb, coop_after_cb,
-                              &opts);
+  return job_probe_queue(
+      &c->probe, kind == ON_LANE ? TANDEM_PRIO_HIGH : TANDEM_PRIO_NORMAL,
+      kind == ON_BLOCKING ? TANDEM_JOB_BLOCKING : 0, 0);
 }
 
 /* Queues c as `kind` and waits until it runs. */
 static void coop_start(coop_t *c, int kind) {
   ck_assert_int_eq(coop_queue(c, kind), 0);
-  ck_assert_msg(wait_atomic_ge(&c->ran, 1, WAIT_MS), "%s did not start",
+  ck_assert_msg(wait_atomic_ge(&c->probe.ran, 1, WAIT_MS), "%s did not start",
                 kind_names[kind]);
 }
 
 static int coop_called(void *arg) {
-  return ((coop_t *)arg)->called != 0;
+  return ((coop_t *)arg)->probe.called != 0;
 }
 
 static void wait_coop(coop_t *c, const char *what) {
@@ -200,11 +185,13 @@ static void assert_stopped_by_cancel(const coop_t *c, const char *what) {
                 "%s: tandem_work_cancelled() never became 1", what);
   ck_assert_int_eq(atomic_load(&c->flag_at_start), 0);
   ck_assert_int_eq(atomic_load(&c->saw_cancel), 1);
-  ck_assert_int_eq(atomic_load(&c->ran), 1);
-  ck_assert_msg(c->called == 1, "%s: called back %d times", what, c->called);
-  ck_assert_msg(c->status == UV_ECANCELED, "%s: status %s, not ECANCELED", what,
-                c->status == 1 ? "(never called)" : uv_err_name(c->status));
-  ck_assert_int_eq(c->off_loop_thread, 0);
+  ck_assert_int_eq(atomic_load(&c->probe.ran), 1);
+  ck_assert_msg(c->probe.called == 1, "%s: called back %d times", what,
+                c->probe.called);
+  ck_assert_msg(
+      c->probe.status == UV_ECANCELED, "%s: status %s, not ECANCELED", what,
+      c->probe.status == 1 ? "(never called)" : uv_err_name(c->probe.status));
+  ck_assert_int_eq(c->probe.off_loop_thread, 0);
 }
 
 /* ------------------------------------------------ tandem_work_cancelled */
@@ -226,19 +213,19 @@ START_TEST(test_work_cancelled_zero_inside_plain_job) {
   asks.polls = 1000;
   coop_init(&never, COOP_RETURN);
   ck_assert_int_eq(coop_queue(&asks, ON_WORKER), 0);
-  ck_assert_int_eq(
-      tandem_queue_work(&fx.tandem, &never.req, coop_work_cb, coop_after_cb),
-      0);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &never.probe.req,
+                                     job_probe_work_cb, job_probe_after_cb),
+                   0);
   wait_coop(&asks, "job asking");
   wait_coop(&never, "job not asking");
   ck_assert_int_eq(atomic_load(&asks.flag_at_start), 0);
   ck_assert_int_eq(atomic_load(&asks.flag_seen), 0);
-  ck_assert_int_eq(asks.called, 1);
-  ck_assert_int_eq(asks.status, 0);
-  ck_assert_int_eq(never.called, 1);
-  ck_assert_int_eq(never.status, 0);
-  ck_assert_int_eq(atomic_load(&never.ran), 1);
-  ck_assert_int_eq(tandem_work_cancelled(&asks.req), 0);
+  ck_assert_int_eq(asks.probe.called, 1);
+  ck_assert_int_eq(asks.probe.status, 0);
+  ck_assert_int_eq(never.probe.called, 1);
+  ck_assert_int_eq(never.probe.status, 0);
+  ck_assert_int_eq(atomic_load(&never.probe.ran), 1);
+  ck_assert_int_eq(tandem_work_cancelled(&asks.probe.req), 0);
   teardown();
 }
 END_TEST
@@ -258,10 +245,10 @@ START_TEST(test_cancel_running_job_asks_it_to_stop) {
   setup_kind(_i, &gate);
   coop_init(&c, COOP_POLL);
   coop_start(&c, _i);
-  ck_assert_int_eq(tandem_work_cancelled(&c.req), 0);
+  ck_assert_int_eq(tandem_work_cancelled(&c.probe.req), 0);
 
-  ck_assert_int_eq(tandem_cancel(&c.req), UV_EBUSY);
-  ck_assert_int_eq(tandem_work_cancelled(&c.req), 1);
+  ck_assert_int_eq(tandem_cancel(&c.probe.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_work_cancelled(&c.probe.req), 1);
   wait_coop(&c, kind_names[_i]);
   assert_stopped_by_cancel(&c, kind_names[_i]);
 
@@ -282,14 +269,14 @@ START_TEST(test_cancelled_job_ignoring_flag_gets_ecanceled) {
   setup_kind(_i, &gate);
   hold_init(&hold);
   coop_init(&c, COOP_HOLD);
-  c.hold = &hold;
+  c.probe.hold = &hold;
   coop_start(&c, _i);
-  ck_assert_int_eq(tandem_cancel(&c.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_cancel(&c.probe.req), UV_EBUSY);
   hold_open(&hold);
   wait_coop(&c, kind_names[_i]);
-  ck_assert_int_eq(c.called, 1);
-  ck_assert_int_eq(c.status, UV_ECANCELED);
-  ck_assert_int_eq(atomic_load(&c.ran), 1);
+  ck_assert_int_eq(c.probe.called, 1);
+  ck_assert_int_eq(c.probe.status, UV_ECANCELED);
+  ck_assert_int_eq(atomic_load(&c.probe.ran), 1);
   ck_assert_int_eq(atomic_load(&hold.timed_out), 0);
   finish_kind(_i, &gate);
   teardown();
@@ -304,13 +291,13 @@ START_TEST(test_cancel_running_job_twice_calls_back_once) {
   setup(2);
   coop_init(&c, COOP_POLL);
   coop_start(&c, ON_WORKER);
-  ck_assert_int_eq(tandem_cancel(&c.req), UV_EBUSY);
-  ck_assert_int_eq(tandem_cancel(&c.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_cancel(&c.probe.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_cancel(&c.probe.req), UV_EBUSY);
   wait_coop(&c, "job cancelled twice");
   assert_stopped_by_cancel(&c, "job cancelled twice");
-  ck_assert_int_eq(tandem_cancel(&c.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_cancel(&c.probe.req), UV_EBUSY);
   uv_run(&fx.loop, UV_RUN_NOWAIT);
-  ck_assert_int_eq(c.called, 1);
+  ck_assert_int_eq(c.probe.called, 1);
   teardown();
 }
 END_TEST
@@ -340,7 +327,7 @@ START_TEST(test_cancel_running_job_from_other_thread) {
   setup(2);
   coop_init(&c, COOP_POLL);
   coop_start(&c, ON_WORKER);
-  k.req = &c.req;
+  k.req = &c.probe.req;
   k.cancel_rc = 1;
   k.flag_after = -1;
   ck_assert_int_eq(uv_thread_create(&thread, canceller_main, &k), 0);
@@ -361,22 +348,22 @@ START_TEST(test_cancel_flag_cleared_when_queued_again) {
   setup(2);
   coop_init(&c, COOP_POLL);
   coop_start(&c, ON_WORKER);
-  ck_assert_int_eq(tandem_cancel(&c.req), UV_EBUSY);
+  ck_assert_int_eq(tandem_cancel(&c.probe.req), UV_EBUSY);
   wait_coop(&c, "cancelled job");
   assert_stopped_by_cancel(&c, "cancelled job");
 
   c.mode = COOP_POLL_N;
   c.polls = 100;
-  c.called = 0;
-  c.status = 1;
-  atomic_store(&c.ran, 0);
+  c.probe.called = 0;
+  c.probe.status = 1;
+  atomic_store(&c.probe.ran, 0);
   atomic_store(&c.flag_at_start, -1);
   ck_assert_int_eq(coop_queue(&c, ON_WORKER), 0);
   wait_coop(&c, "job queued again");
   ck_assert_int_eq(atomic_load(&c.flag_at_start), 0);
   ck_assert_int_eq(atomic_load(&c.flag_seen), 0);
-  ck_assert_int_eq(c.called, 1);
-  ck_assert_int_eq(c.status, 0);
+  ck_assert_int_eq(c.probe.called, 1);
+  ck_assert_int_eq(c.probe.status, 0);
   teardown();
 }
 END_TEST
@@ -415,7 +402,7 @@ START_TEST(test_close_asks_running_jobs_to_stop) {
     ck_assert_int_eq(coop_queue(&running[i], ON_WORKER), 0);
   }
   for (i = 0; i < 2; i++)
-    ck_assert_msg(wait_atomic_ge(&running[i].ran, 1, WAIT_MS),
+    ck_assert_msg(wait_atomic_ge(&running[i].probe.ran, 1, WAIT_MS),
                   "job %d did not start", i);
   for (i = 0; i < QUEUED; i++) {
     coop_init(&queued[i], COOP_RETURN);
@@ -426,10 +413,10 @@ START_TEST(test_close_asks_running_jobs_to_stop) {
   for (i = 0; i < 2; i++)
     assert_stopped_by_cancel(&running[i], "running job");
   for (i = 0; i < QUEUED; i++) {
-    ck_assert_int_eq(queued[i].called, 1);
-    ck_assert_int_eq(queued[i].status, UV_ECANCELED);
-    ck_assert_int_eq(queued[i].off_loop_thread, 0);
-    ck_assert_msg(atomic_load(&queued[i].ran) == 0 ||
+    ck_assert_int_eq(queued[i].probe.called, 1);
+    ck_assert_int_eq(queued[i].probe.status, UV_ECANCELED);
+    ck_assert_int_eq(queued[i].probe.off_loop_thread, 0);
+    ck_assert_msg(atomic_load(&queued[i].probe.ran) == 0 ||
                       atomic_load(&queued[i].flag_at_start) == 1,
                   "queued job %d ran during the close, not cancelled", i);
   }
@@ -448,7 +435,7 @@ START_TEST(test_close_stops_running_job_of_every_kind) {
   coop_init(&c, COOP_POLL);
   coop_start(&c, _i);
   ck_assert_int_eq(tandem_close(&fx.tandem, close_cb), 0);
-  ck_assert_int_eq(tandem_work_cancelled(&c.req), 1);
+  ck_assert_int_eq(tandem_work_cancelled(&c.probe.req), 1);
   wait_coop(&c, kind_names[_i]);
   assert_stopped_by_cancel(&c, kind_names[_i]);
   if (_i == ON_LANE) /* the gate's jobs run while closing, and finish */
@@ -474,14 +461,14 @@ START_TEST(test_close_job_ignoring_flag_gets_ecanceled) {
   setup(1);
   hold_init(&hold);
   coop_init(&c, COOP_HOLD);
-  c.hold = &hold;
+  c.probe.hold = &hold;
   coop_start(&c, ON_WORKER);
   ck_assert_int_eq(tandem_close(&fx.tandem, close_cb), 0);
   hold_open(&hold);
   ck_assert_msg(run_until(&fx.loop, closed, NULL, 20000),
                 "close callback not called");
-  ck_assert_int_eq(c.called, 1);
-  ck_assert_int_eq(c.status, UV_ECANCELED);
+  ck_assert_int_eq(c.probe.called, 1);
+  ck_assert_int_eq(c.probe.status, UV_ECANCELED);
   ck_assert_int_eq(afters_at_close, 1);
   ck_assert_int_eq(atomic_load(&hold.timed_out), 0);
   fixture_finish(&fx);

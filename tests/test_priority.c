@@ -22,6 +22,7 @@
 
 #include "fixture.h"
 #include "hold.h"
+#include "job_probe.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -29,18 +30,9 @@
 
 #define WAIT_MS 5000 /* the longest a test waits for one step */
 
-/* A job that records when it started and how it was called back. */
-typedef struct probe_s {
-  tandem_work_t req;
-  const char *name;
-  hold_t *hold;      /* if set, the job waits in it once it has its ticket */
-  atomic_int ran;    /* work callbacks run */
-  atomic_int ticket; /* its place in the start order; -1 before */
-  /* loop thread only */
-  int called; /* after callbacks run */
-  int status; /* status of the last one */
-  int off_loop_thread;
-} probe_t;
+/* A job that records when it started (its ticket) and how it was called
+ * back; its hold, if set, it waits in once it has its ticket. */
+typedef job_probe_t probe_t;
 
 static fixture_t fx;           /* each test's pool, loop and handle */
 static atomic_int next_ticket; /* the next start's place */
@@ -58,42 +50,13 @@ static void teardown(void) {
 }
 
 static void probe_init(probe_t *p, const char *name) {
-  memset(p, 0, sizeof(*p));
+  job_probe_init(p, &fx);
   p->name = name;
-  atomic_init(&p->ran, 0);
-  atomic_init(&p->ticket, -1);
-  p->status = 1; /* neither 0 nor an error code: "never called" */
-}
-
-static void probe_work_cb(tandem_work_t *req) {
-  probe_t *p;
-
-  p = (probe_t *)req;
-  atomic_store(&p->ticket, atomic_fetch_add(&next_ticket, 1));
-  atomic_fetch_add(&p->ran, 1);
-  if (p->hold != NULL)
-    hold_wait(p->hold);
-}
-
-static void probe_after_cb(tandem_work_t *req, int status) {
-  uv_thread_t self;
-  probe_t *p;
-
-  p = (probe_t *)req;
-  self = uv_thread_self();
-  if (!uv_thread_equal(&self, &fx.loop_thread))
-    p->off_loop_thread++;
-  p->called++;
-  p->status = status;
+  p->tickets = &next_ticket;
 }
 
 static int queue_class(probe_t *p, int priority) {
-  tandem_job_opts_t opts;
-
-  memset(&opts, 0, sizeof(opts));
-  opts.priority = priority;
-  return tandem_queue_work_ex(&fx.tandem, &p->req, probe_work_cb,
-                              probe_after_cb, &opts);
+  return job_probe_queue(p, priority, 0, 0);
 }
 
 /* ---------------------------------------------- the HIGH lane, held */
@@ -164,8 +127,8 @@ static void queue_interleaved(probe_t *p, hold_t *hold) {
     probe_init(&p[i], interleaved[i].name);
     p[i].hold = hold;
     if (i == 0)
-      ck_assert_int_eq(tandem_queue_work(&fx.tandem, &p[i].req, probe_work_cb,
-                                         probe_after_cb),
+      ck_assert_int_eq(tandem_queue_work(&fx.tandem, &p[i].req,
+                                         job_probe_work_cb, job_probe_after_cb),
                        0);
     else
       ck_assert_int_eq(queue_class(&p[i], interleaved[i].priority), 0);
@@ -419,8 +382,9 @@ START_TEST(test_null_options_queue_a_normal_job) {
   probe_init(&p[0], "low");
   probe_init(&p[1], "null");
   ck_assert_int_eq(queue_class(&p[0], TANDEM_PRIO_LOW), 0);
-  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p[1].req, probe_work_cb,
-                                        probe_after_cb, NULL),
+  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p[1].req,
+                                        job_probe_work_cb, job_probe_after_cb,
+                                        NULL),
                    0);
   finish(p, 2, &gate, NULL);
   assert_all_ran_once(p, 2);
@@ -428,8 +392,9 @@ START_TEST(test_null_options_queue_a_normal_job) {
 
   /* Without a gate: runs and is called back once with 0. */
   probe_init(&p[1], "null");
-  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p[1].req, probe_work_cb,
-                                        probe_after_cb, NULL),
+  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p[1].req,
+                                        job_probe_work_cb, job_probe_after_cb,
+                                        NULL),
                    0);
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   assert_all_ran_once(&p[1], 1);
@@ -445,8 +410,8 @@ START_TEST(test_zeroed_options_queue_a_normal_job) {
   setup(2);
   probe_init(&p, "zeroed");
   memset(&opts, 0, sizeof(opts));
-  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p.req, probe_work_cb,
-                                        probe_after_cb, &opts),
+  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p.req, job_probe_work_cb,
+                                        job_probe_after_cb, &opts),
                    0);
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   assert_all_ran_once(&p, 1);
@@ -528,8 +493,8 @@ START_TEST(test_bad_priority_or_flags_einval_calls_nothing) {
                                         never_after_cb, &opts),
                    UV_EINVAL);
   opts.priority = TANDEM_PRIO_LOW;
-  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p.req, probe_work_cb,
-                                        probe_after_cb, &opts),
+  ck_assert_int_eq(tandem_queue_work_ex(&fx.tandem, &p.req, job_probe_work_cb,
+                                        job_probe_after_cb, &opts),
                    0);
   ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
   assert_all_ran_once(&p, 1);
@@ -549,9 +514,9 @@ START_TEST(test_in_flight_request_ebusy_with_options) {
   ck_assert_int_eq(queue_class(&p, TANDEM_PRIO_LOW), 0);
   ck_assert_int_eq(queue_class(&p, TANDEM_PRIO_HIGH), UV_EBUSY);
   ck_assert_int_eq(queue_class(&p, TANDEM_PRIO_NORMAL), UV_EBUSY);
-  ck_assert_int_eq(
-      tandem_queue_work(&fx.tandem, &p.req, probe_work_cb, probe_after_cb),
-      UV_EBUSY);
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &p.req, job_probe_work_cb,
+                                     job_probe_after_cb),
+                   UV_EBUSY);
   finish(&p, 1, &gate, NULL);
   assert_all_ran_once(&p, 1);
   teardown();
