@@ -278,11 +278,13 @@ static bool search_step(tdm_idle_t *idle, tdm_search_t *s) {
   sched_yield(); /* let a runnable loop thread have this core */
   now = uv_hrtime();
   if (now - s->last > GAP_NS &&
-      tandem__machine_busy(idle->ncpu_slots, idle->nworkers)) {
+      tandem__machine_busy(idle->usable_cpus, idle->nworkers)) {
     /* We lost the core for long while more threads are runnable than the
-     * cores and our own threads account for: others want the cores, and
-     * searching only delays the threads we wait for.  (A gap alone may be
-     * our own busy loop thread.) */
+     * cores we may use and our own threads account for: others want the
+     * cores, and searching only delays the threads we wait for.  (A gap
+     * alone may be our own busy loop thread.)  The cores are the affinity
+     * mask's, not the machine's: in a 4-CPU cpuset of a 64-CPU host the
+     * host's runnable threads are compared with the 4 we compete on. */
     note_contention(idle, now);
     return false;
   }

@@ -12,8 +12,10 @@
 int tandem__thread_renice(int nice);
 
 /* Any thread: are more threads runnable on the machine right now than
- * the `ncpus` cores, or than `own` threads of ours plus a loop thread
- * would make?  Reads /proc/loadavg; false when it cannot. */
+ * the `ncpus` cores (the caller passes the CPUs it may run on), or than
+ * `own` threads of ours plus a loop thread would make?  Reads
+ * /proc/loadavg (host-wide: a cgroup's CPU quota is not seen); false when
+ * it cannot. */
 int tandem__machine_busy(unsigned ncpus, unsigned own);
 
 /* Calling thread: the CPU it runs on now (it may move at any time), or
