@@ -28,11 +28,9 @@
  *     microseconds that takers and other submitters need not wait); if it
  *     fails, the slot is given back and the job waits for the others.
  */
-#define _GNU_SOURCE /* pthread_setname_np */
 #include "blocking.h"
+#include "sizing.h"
 
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,10 +142,8 @@ static void serve(tdm_blocking_t *b) {
 static void thread_main(void *arg) {
   tdm_bthread_t *self = arg;
   tdm_blocking_t *b = self->side;
-  char name[16];
 
-  snprintf(name, sizeof(name), "tandem-b%u", self->index);
-  pthread_setname_np(pthread_self(), name);
+  tandem__name_thread("tandem-b", self->index);
   on_blocking_thread = true;
 
   uv_mutex_lock(&b->lock);
