@@ -14,6 +14,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -365,6 +366,120 @@ START_TEST(test_high_jobs_run_on_lane_while_workers_busy) {
     ck_assert_str_eq(start_order(p, NJOBS, order, sizeof(order)),
                      "h1 h2 n1 n2 a1 a2");
   ck_assert_uint_eq(STATS_SETTLED(fx.pool, high_lane_jobs, 2), 2);
+  teardown();
+}
+END_TEST
+
+/* ----------------------------------------- the lane's wake-up, stressed */
+
+#define STRESS_THREADS 2
+#define STRESS_JOBS 2000 /* per submitting thread */
+
+typedef struct stress_job_s {
+  tandem_work_t req;
+  atomic_int ran;
+  int called; /* loop thread */
+  int status;
+} stress_job_t;
+
+typedef struct stress_side_s {
+  uv_thread_t thread;
+  stress_job_t *jobs;
+  int refused; /* queue calls that did not return 0 */
+  int stuck;   /* jobs that did not start within the deadline */
+} stress_side_t;
+
+static void stress_work(tandem_work_t *req) {
+  atomic_fetch_add(&((stress_job_t *)req)->ran, 1);
+}
+
+static void stress_after(tandem_work_t *req, int status) {
+  stress_job_t *j = (stress_job_t *)req;
+
+  j->called++;
+  j->status = status;
+}
+
+/* Queues one HIGH job and waits for it to start before the next, so that
+ * the lane empties its queue and parks between most of them: two such
+ * threads race their pushes against its parks. */
+static void stress_submitter(void *arg) {
+  stress_side_t *side = arg;
+  tandem_job_opts_t opts;
+  uint64_t deadline;
+  int i;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.priority = TANDEM_PRIO_HIGH;
+  for (i = 0; i < STRESS_JOBS; i++) {
+    if (tandem_queue_work_ex(&fx.tandem, &side->jobs[i].req, stress_work,
+                             stress_after, &opts) != 0) {
+      side->refused++;
+      continue;
+    }
+    deadline = uv_hrtime() + (uint64_t)WAIT_MS * 1000000 * timeout_multiplier();
+    while (atomic_load(&side->jobs[i].ran) == 0) {
+      if (uv_hrtime() > deadline) {
+        side->stuck++; /* a lost wake-up: the lane sleeps on our job */
+        return;
+      }
+      sched_yield();
+    }
+  }
+}
+
+static int stress_all_called(void *arg) {
+  stress_side_t *sides = arg;
+  int s;
+  int i;
+
+  for (s = 0; s < STRESS_THREADS; s++)
+    for (i = 0; i < STRESS_JOBS; i++)
+      if (sides[s].jobs[i].called == 0)
+        return 0;
+  return 1;
+}
+
+/* Every worker held: 2 x 2,000 HIGH jobs from two other threads, each
+ * waiting for its job to start before queueing the next, are all run by
+ * the lane while the gate is closed -- each exactly once, called back once
+ * with 0 on the loop thread -- and none waits past the deadline (a lost
+ * lane wake-up would leave it waiting until the gate opened). */
+START_TEST(test_lane_wakeups_under_racing_submitters) {
+  stress_side_t sides[STRESS_THREADS];
+  worker_gate_t gate;
+  int s;
+  int i;
+
+  setup(2);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
+  memset(sides, 0, sizeof(sides));
+  for (s = 0; s < STRESS_THREADS; s++) {
+    sides[s].jobs = calloc(STRESS_JOBS, sizeof(stress_job_t));
+    ck_assert_ptr_nonnull(sides[s].jobs);
+    ck_assert_int_eq(
+        uv_thread_create(&sides[s].thread, stress_submitter, &sides[s]), 0);
+  }
+  for (s = 0; s < STRESS_THREADS; s++)
+    ck_assert_int_eq(uv_thread_join(&sides[s].thread), 0);
+  ck_assert_msg(run_until(&fx.loop, stress_all_called, sides, WAIT_MS),
+                "HIGH jobs not all called back while the workers were held");
+  ck_assert_uint_eq(gate.finished, 0); /* the lane ran them all */
+  for (s = 0; s < STRESS_THREADS; s++) {
+    ck_assert_int_eq(sides[s].refused, 0);
+    ck_assert_msg(sides[s].stuck == 0, "thread %d: a HIGH job never started", s);
+    for (i = 0; i < STRESS_JOBS; i++) {
+      ck_assert_int_eq(atomic_load(&sides[s].jobs[i].ran), 1);
+      ck_assert_int_eq(sides[s].jobs[i].called, 1);
+      ck_assert_int_eq(sides[s].jobs[i].status, 0);
+    }
+  }
+  ck_assert_uint_eq(
+      STATS_SETTLED(fx.pool, high_lane_jobs, STRESS_THREADS * STRESS_JOBS),
+      STRESS_THREADS * STRESS_JOBS);
+  finish(NULL, 0, &gate, NULL);
+  for (s = 0; s < STRESS_THREADS; s++)
+    free(sides[s].jobs);
   teardown();
 }
 END_TEST
@@ -749,6 +864,7 @@ static Suite *priority_suite(void) {
   tc = tcase_create("lane");
   tcase_set_timeout(tc, 30);
   tcase_add_loop_test(tc, test_high_jobs_run_on_lane_while_workers_busy, 1, 3);
+  tcase_add_test(tc, test_lane_wakeups_under_racing_submitters);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("forkjoin");
