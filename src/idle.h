@@ -100,6 +100,13 @@ static inline bool tdm_idle_sleepers(tdm_idle_t *idle) {
   return (tdm_load_64(&idle->counts) >> 32) != 0;
 }
 
+/* Any thread: is a worker searching (or woken and about to)?  Relaxed: a
+ * hint, or the load after the caller's full barrier (pool.c's HIGH lane
+ * rule). */
+static inline bool tdm_idle_searching(tdm_idle_t *idle) {
+  return (uint32_t)tdm_load_64(&idle->counts) != 0;
+}
+
 /* Worker `i`, before it looks: should it rest (take only from its own
  * deque) because a loop streams on its CPU?  Not on the turn after work
  * found every worker parked or resting (idle.c, hand_over). */

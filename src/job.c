@@ -228,13 +228,15 @@ run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
 
 void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
                      tandem_work_t *req) {
+  int status;
+
   if (req->opts_ & ~TDM_OPT_FROM_LOOP) {
     run_with_options(pool, w, req);
     return;
   }
-  if (tdm_load_u32(&req->tandem->closing_)) {
-    tdm_faa_64(&pool->cancelled, 1);
-    tandem__complete(req, UV_ECANCELED);
+  status = refuse(pool, req); /* only the close can refuse it */
+  if (status != 0) {
+    tandem__complete(req, status);
     return;
   }
   tdm_store_u32(&req->state_, TDM_REQ_RUNNING);

@@ -230,7 +230,7 @@ void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
   /* Every worker busy, or nobody searching yet: the lane takes a HIGH
    * request now rather than after a running job (lane.h). */
   if (cls == TDM_CLS_HIGH && ((uintptr_t)item & TDM_ITEM_FRAME) == 0 &&
-      (uint32_t)tdm_load_64(&pool->idle.counts) == 0)
+      !tdm_idle_searching(&pool->idle))
     tdm_lane_wake(pool);
 }
 
