@@ -188,11 +188,17 @@ static inline bool was_cancelled(const tandem_work_t *req) {
 }
 
 /* Before work_cb: the reasons not to run it at all.  0, or the status. */
-static int refuse(tandem_pool_t *pool, tandem_work_t *req) {
+static inline int refuse_closing(tandem_pool_t *pool, tandem_work_t *req) {
   if (tdm_load_u32(&req->tandem->closing_)) {
     tdm_faa_64(&pool->cancelled, 1);
     return UV_ECANCELED;
   }
+  return 0;
+}
+
+static int refuse(tandem_pool_t *pool, tandem_work_t *req) {
+  if (refuse_closing(pool, req) != 0)
+    return UV_ECANCELED;
   if ((req->opts_ & TDM_OPT_DEADLINE) && uv_hrtime() >= req->deadline_) {
     tdm_faa_64(&pool->expired, 1);
     return UV_ETIMEDOUT;
@@ -234,7 +240,7 @@ void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
     run_with_options(pool, w, req);
     return;
   }
-  status = refuse(pool, req); /* only the close can refuse it */
+  status = refuse_closing(pool, req); /* no deadline: only the close */
   if (status != 0) {
     tandem__complete(req, status);
     return;
