@@ -149,7 +149,11 @@ typedef struct tandem_options_s {
   unsigned blocking_max;
   /** How long an idle blocking thread lives, in milliseconds; 0 = 10,000. */
   unsigned blocking_idle_ms;
-  unsigned reserved_u; /**< reserved: must be zero */
+  /** Time recording (tandem_pool_metrics(), tandem_loop_metrics()):
+   * 0 = the default, on unless the environment variable TANDEM_METRICS
+   * is "0" or "off"; > 0 = on; < 0 = off.  Off, no clock is read for any
+   * job and the histograms stay empty. */
+  int metrics;
   /** Reserved for options of later releases: must be zero.  This release
    * ignores them; a later one gives them meaning with zero meaning what
    * this release does, so a caller that zeroes them keeps working, without
@@ -236,10 +240,13 @@ typedef struct tandem_stats_s {
   uint64_t high_lane_jobs;    /**< HIGH jobs run by the pool's HIGH lane
                                    (a thread that runs HIGH jobs while
                                    every worker is busy) */
-  /** Reserved for counters of later releases: this release writes 0 in
-   * each.  A later one may count something here (a new field takes the
-   * place of the first ones) without changing the struct's size. */
-  uint64_t reserved[2];
+  uint64_t workers_busy; /**< workers running a job or a task now (0 when
+                              the pool records no time: see
+                              tandem_options_t.metrics) */
+  /** Reserved for a counter of a later release: this release writes 0.
+   * A later one may count something here without changing the struct's
+   * size. */
+  uint64_t reserved[1];
 } tandem_stats_t;
 
 /** Fills *out with a snapshot of the pool's counters; each counter is read
@@ -247,6 +254,156 @@ typedef struct tandem_stats_s {
  * NULL arguments.
  * \thread Any thread. */
 TANDEM_EXTERN int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out);
+
+/** @} */
+
+/**
+ * \defgroup metrics Time: histograms, busy and parked workers, loop lag
+ * Where the time goes, cheap enough to leave on: how long each job waited
+ * to start (**wait**: queued until its work callback starts), how long it
+ * ran (**run**: until its work callback returned), and how late its loop
+ * was (**lag**: from then until its after callback starts); how long each
+ * worker was busy and parked; how long each loop thread slept in its poll.
+ *
+ * Each thread records into its own histograms (a worker's are written by
+ * that worker alone: no lock, no shared cache line) and a read merges
+ * them.  A job costs one clock read on its worker (its end is the next
+ * job's start when the worker goes straight on) and one on its loop
+ * thread (its after callback's start, which also times the jobs that
+ * callback queues).  The clock is the CPU's invariant time-stamp counter
+ * where the kernel says it is one (x86-64 with constant_tsc and
+ * nonstop_tsc), calibrated once against CLOCK_MONOTONIC, else
+ * CLOCK_MONOTONIC.  tandem_options_t.metrics switches it off.
+ *
+ * Histograms count requests (tandem_queue_work(), tandem_queue_work_ex(),
+ * tandem_parallel_for_async()) whose work callback ran, on a worker, the
+ * HIGH lane or a blocking thread; not fork-join tasks, and not jobs that
+ * never started (cancelled, expired).  A job queued from inside an after
+ * callback waits from that callback's start.
+ * @{
+ */
+
+/** Sub-buckets per power of two in a tandem_histogram_t (2^3 = 8: a
+ * bucket is at most 1/8 = 12.5 % of its values wide). */
+#define TANDEM_HISTOGRAM_SUB_BITS 3
+/** Buckets of a tandem_histogram_t: 0..7 ns one each, then 8 per power
+ * of two up to 2^40 ns (about 18 minutes); larger values land in the last
+ * bucket. */
+#define TANDEM_HISTOGRAM_BUCKETS 304
+
+/** A log-linear histogram of durations in nanoseconds (HdrHistogram's
+ * layout): bucket i holds the values v with
+ * tandem_histogram_bucket_lower(i) <= v < tandem_histogram_bucket_upper(i).
+ * Zero it to start one (`= {0}`). */
+typedef struct tandem_histogram_s {
+  uint64_t count;  /**< values recorded: the sum of bucket[] */
+  uint64_t sum_ns; /**< their sum */
+  uint64_t max_ns; /**< the largest */
+  uint64_t bucket[TANDEM_HISTOGRAM_BUCKETS]; /**< values in each bucket */
+} tandem_histogram_t;
+
+/** The bucket that holds `ns`.
+ * \thread Any thread. */
+TANDEM_EXTERN unsigned tandem_histogram_bucket(uint64_t ns);
+
+/** The smallest value bucket `i` holds; UINT64_MAX for i out of range.
+ * \thread Any thread. */
+TANDEM_EXTERN uint64_t tandem_histogram_bucket_lower(unsigned i);
+
+/** One past the largest value bucket `i` holds (the next bucket's lower
+ * bound; UINT64_MAX for the last bucket and for i out of range).
+ * \thread Any thread. */
+TANDEM_EXTERN uint64_t tandem_histogram_bucket_upper(unsigned i);
+
+/** Adds one value to `h` (NULL: nothing).  Not atomic: for a histogram of
+ * the caller's own, written by one thread at a time.
+ * \thread Any thread that owns h. */
+TANDEM_EXTERN void tandem_histogram_record(tandem_histogram_t *h,
+                                           uint64_t ns);
+
+/** Adds every value of `from` to `into` (NULL: nothing).  Exact: the
+ * merged counts are the sums.
+ * \thread Any thread that owns into. */
+TANDEM_EXTERN void tandem_histogram_merge(tandem_histogram_t *into,
+                                          const tandem_histogram_t *from);
+
+/** The value at quantile `q` (0.5 = the median, 0.99 = p99, 0.999 =
+ * p99.9; clamped to [0, 1]): the upper end of the bucket that holds the
+ * ceil(q * count)-th smallest value, but never more than max_ns -- so
+ * within one bucket's width (12.5 %) of the exact value, never below it.
+ * 0 for an empty histogram or NULL.
+ * \thread Any thread. */
+TANDEM_EXTERN uint64_t tandem_histogram_quantile(const tandem_histogram_t *h,
+                                                 double q);
+
+/** The mean in nanoseconds (sum_ns / count); 0 if empty or NULL.
+ * \thread Any thread. */
+TANDEM_EXTERN uint64_t tandem_histogram_mean(const tandem_histogram_t *h);
+
+/** One worker's time, in tandem_metrics_t.worker (and the sum over the
+ * workers in tandem_metrics_t.total). */
+typedef struct tandem_worker_metrics_s {
+  uint64_t busy_ns;   /**< time spent running jobs and fork-join tasks,
+                           the one running now included */
+  uint64_t parked_ns; /**< time asleep, waiting for work, the current
+                           sleep included */
+  uint64_t jobs;      /**< requests it ran (their wait and run are in the
+                           histograms) */
+  uint64_t busy;      /**< 1 while it runs a job or task now (in total:
+                           the workers busy now) */
+} tandem_worker_metrics_t;
+
+/** A snapshot of a pool's time, filled by tandem_pool_metrics(). */
+typedef struct tandem_metrics_s {
+  unsigned workers;  /**< workers in the pool */
+  int enabled;       /**< 1 if the pool records time, 0 if it was made
+                          with metrics off (then every time and histogram
+                          below is 0) */
+  uint64_t uptime_ns; /**< since the pool was made */
+  /** Every request's wait: queued until its work callback started. */
+  tandem_histogram_t wait;
+  /** Every request's run: its work callback's duration. */
+  tandem_histogram_t run;
+  tandem_worker_metrics_t total; /**< sum over every worker */
+  /** the first min(workers, TANDEM_STATS_MAX_WORKERS) workers */
+  tandem_worker_metrics_t worker[TANDEM_STATS_MAX_WORKERS];
+  uint64_t reserved[8]; /**< reserved: this release writes 0 */
+} tandem_metrics_t;
+
+/** Fills *out with the pool's time: the workers' busy and parked time and
+ * the merged wait and run histograms.  Each value is read atomically, the
+ * set is not a single instant (a histogram's count may lag its buckets by
+ * the jobs recorded meanwhile).  Returns 0 or UV_EINVAL for NULL arguments.
+ * \thread Any thread. */
+TANDEM_EXTERN int tandem_pool_metrics(tandem_pool_t *pool,
+                                      tandem_metrics_t *out);
+
+/** A snapshot of one handle's loop, filled by tandem_loop_metrics(). */
+typedef struct tandem_loop_metrics_s {
+  int enabled;          /**< 1 if its pool records time, else 0 (and
+                             everything below is 0) */
+  uint64_t callbacks;   /**< after callbacks of jobs whose work callback
+                             ran (the lag histogram's count) */
+  uint64_t uptime_ns;   /**< since tandem_init() */
+  uint64_t idle_ns;     /**< of that, time the loop thread slept in its
+                             poll (epoll_wait), the current sleep
+                             included; the rest it was busy: running
+                             callbacks -- of every handle and request on
+                             the loop, not only tandem's -- or polling
+                             for completions */
+  uint64_t busy_ns;     /**< uptime_ns - idle_ns */
+  /** Each such job's lag: its work callback returned until its after
+   * callback started. */
+  tandem_histogram_t lag;
+  uint64_t reserved[4]; /**< reserved: this release writes 0 */
+} tandem_loop_metrics_t;
+
+/** Fills *out with the time of `t`'s loop.  Returns 0, or UV_EINVAL for
+ * NULL arguments or a handle that is not initialised or whose close has
+ * finished.
+ * \thread Any thread, from tandem_init() until t's close callback. */
+TANDEM_EXTERN int tandem_loop_metrics(const tandem_t *t,
+                                      tandem_loop_metrics_t *out);
 
 /** @} */
 
@@ -315,7 +472,8 @@ struct tandem_s {
   int wake_fd_;            /* an eventfd any thread writes to wake the loop */
   unsigned streaming_;     /* its loop streams (src/stream.h); atomic */
   char pad2_[64 - 4 * sizeof(unsigned) - 2 * sizeof(void *)];
-  void *reserved_[4];
+  void *metrics_; /* the loop's time (src/metrics.h); loop thread */
+  void *reserved_[3];
   /** \endcond */
 };
 
@@ -349,7 +507,9 @@ struct tandem_work_s {
   /* private: tandem_parallel_for_async's arguments */
   uintptr_t range_[5];
   uint64_t deadline_; /* a uv_hrtime() value, with TDM_OPT_DEADLINE */
-  void *reserved_[3];
+  uint64_t queued_at_; /* clock readings (src/clock.h) while the pool */
+  uint64_t done_at_;   /* records time: queued, work_cb returned */
+  void *reserved_[1];
   /** \endcond */
 };
 

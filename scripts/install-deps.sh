@@ -14,6 +14,8 @@ pkgs=(
   doxygen                             # the API reference (docs/), checked in CI
   clang libclang-rt-14-dev            # libFuzzer targets (tests/fuzz)
   spin                                # model check of the protocols (tests/model)
+  prometheus                          # promtool and a real scrape of /metrics
+  chromium fonts-dejavu-core          # headless test of the /dashboard page
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(

@@ -60,6 +60,7 @@
  */
 #define _GNU_SOURCE /* sched_yield */
 #include "idle.h"
+#include "clock.h"
 #include "renice.h"
 
 #include <sched.h>
@@ -312,6 +313,17 @@ static bool recheck(tdm_idle_t *idle, unsigned i, bool resting, uint64_t c) {
   return true;
 }
 
+/* tdm_parker_wait, its time counted in s->parked_ticks (metrics.c reads
+ * the current sleep from parked_since). */
+static void timed_wait(tdm_sleeper_t *sl, tdm_search_t *s, uint32_t snap) {
+  uint64_t t0 = tdm_clock_now();
+
+  tdm_store_64(&s->parked_since, t0);
+  tdm_parker_wait(&sl->parker, snap);
+  tdm_store_64(&s->parked_ticks, s->parked_ticks + (tdm_clock_now() - t0));
+  tdm_store_64(&s->parked_since, 0);
+}
+
 /* Sleeps until woken.  Returns true if a waker counted us a searcher. */
 static bool park(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
                  bool resting) {
@@ -325,7 +337,10 @@ static bool park(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
   c = tdm_faa_64(&idle->counts, SLEEPER) + SLEEPER;
   if (!tdm_load_u32(&idle->stop) && !recheck(idle, i, resting, c)) {
     tdm_store_64(&s->parks, s->parks + 1);
-    tdm_parker_wait(&sl->parker, snap);
+    if (idle->timed)
+      timed_wait(sl, s, snap);
+    else
+      tdm_parker_wait(&sl->parker, snap);
   }
   if (tdm_cas_u32(&sl->sleeping, 1, 0)) {
     /* Nobody woke us: we found work, or saw a stale wake-up. */

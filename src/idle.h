@@ -35,6 +35,9 @@ typedef struct tdm_search_s {
   uint64_t last;     /* the clock at the last yield */
   uint64_t parks;    /* times it slept */
   uint64_t wakeups;  /* times another thread woke it */
+  /* While the pool records time (tdm_idle_t.timed): clock.h readings. */
+  uint64_t parked_ticks; /* time asleep, finished sleeps */
+  uint64_t parked_since; /* the current sleep's start; 0 awake */
 } tdm_search_t;
 
 /* Where work could be, as the pool sees it: any queue, or (own_only) the
@@ -71,6 +74,8 @@ typedef struct tdm_idle_s {
   unsigned usable_cpus; /* the affinity mask's CPUs when made */
   bool yield;           /* more threads than usable CPUs: yield looks */
   bool can_rest;        /* a worker may rest for a streaming loop */
+  bool timed;           /* time parks (the pool records time; set after
+                           tdm_idle_init) */
   uint64_t spin_ns;     /* ceiling of a search; 0: never search */
   tdm_has_work_fn has_work;
   void *ctx;

@@ -22,6 +22,7 @@
  * touches one line of the request. */
 _Static_assert(sizeof(void *) != 8 || (sizeof(tandem_options_t) == 96 &&
                                        sizeof(tandem_stats_t) == 3224 &&
+                                       sizeof(tandem_t) == 752 &&
                                        sizeof(tandem_work_t) == 136),
                "the public structs must keep their size");
 _Static_assert(offsetof(tandem_work_t, cancel_) + sizeof(unsigned) <= 64,
@@ -206,12 +207,76 @@ static int refuse(tandem_pool_t *pool, tandem_work_t *req) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- time */
+
+/* The HIGH lane or a blocking thread ran `req` (no worker): it records in
+ * the blocking side's histograms (shared) or the lane's. */
+static __attribute__((noinline)) void
+rec_other(tandem_pool_t *pool, const tandem_work_t *req, uint64_t start,
+          uint64_t end) {
+  tdm_rec_job((req->opts_ & TDM_OPT_BLOCKING) ? &pool->blocking_rec
+                                              : &pool->lane_rec,
+              req->queued_at_, start, end);
+}
+
+/* Is this a worker's top-level item?  Then pool.c's run_timed read the
+ * clock at its start (w->tick) and takes the job's end from there. */
+static inline bool top_level(const tdm_worker_t *w) {
+  return w != NULL && w->nested == 0;
+}
+
+static inline uint64_t timed_start(const tdm_worker_t *w) {
+  return top_level(w) ? w->tick : tdm_clock_now();
+}
+
+/* Right after work_cb of a job of a timed pool: one reading, its end,
+ * which times its run, its wait (from queued_at_) and, through done_at_,
+ * its loop's lag. */
+static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
+                             tandem_work_t *req, unsigned opts,
+                             uint64_t start) {
+  uint64_t end = tdm_clock_now();
+
+  if (w != NULL)
+    tdm_rec_job(&w->rec, req->queued_at_, start, end);
+  else
+    rec_other(pool, req, start, end);
+  req->done_at_ = end;
+  req->opts_ = opts | TDM_OPT_TIMED; /* published by the completion */
+  if (top_level(w)) {
+    w->tick = end;
+    w->tick_end = true;
+  }
+}
+
+/* A job of a timed pool, with no options: tandem__job_run's path below
+ * with the clock. */
+static void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
+                      tandem_work_t *req) {
+  uint64_t start = timed_start(w);
+  int status;
+
+  status = refuse_closing(pool, req);
+  if (status != 0) {
+    tandem__complete(req, status);
+    return;
+  }
+  tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
+  req->work_cb_(req);
+  status = was_cancelled(req) ? UV_ECANCELED : 0;
+  timed_end(pool, w, req, req->opts_, start);
+  tandem__complete(req, status);
+}
+
+/* ------------------------------------------------------- with options */
+
 /* A job with options: admission, deadline, class.  Out of line, so that
  * the common job's path below stays what it was before #13. */
 static __attribute__((noinline)) void
 run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   unsigned opts = req->opts_;
   unsigned cls = opts & TDM_OPT_CLASS;
+  uint64_t start = pool->timed ? timed_start(w) : 0;
   int status;
 
   if (opts & TDM_OPT_COUNTED)
@@ -229,6 +294,8 @@ run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   status = was_cancelled(req) ? UV_ECANCELED : 0;
   if (cls != TDM_CLS_NORMAL)
     running(pool, w, cls, -1);
+  if (pool->timed)
+    timed_end(pool, w, req, opts, start);
   tandem__complete(req, status);
 }
 
@@ -238,6 +305,10 @@ void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
 
   if (req->opts_ & ~TDM_OPT_FROM_LOOP) {
     run_with_options(pool, w, req);
+    return;
+  }
+  if (pool->timed) {
+    run_timed(pool, w, req);
     return;
   }
   status = refuse_closing(pool, req); /* no deadline: only the close */

@@ -73,7 +73,7 @@ enum {
 _Static_assert(offsetof(tandem_t, done_) - offsetof(tandem_t, pad0_) == 64 &&
                    offsetof(tandem_t, polling_) - offsetof(tandem_t, done_) ==
                        64 &&
-                   offsetof(tandem_t, reserved_) -
+                   offsetof(tandem_t, metrics_) -
                            offsetof(tandem_t, polling_) ==
                        64,
                "tandem_t's worker lines must stay 64 bytes apart");
@@ -291,12 +291,23 @@ static tandem_work_t *take_all(tandem_t *t) {
   return prev;
 }
 
+/* Loop thread, before `req`'s after callback: one reading, which times
+ * its lag (when its work ran) and the jobs that callback queues. */
+static inline void time_callback(tdm_loop_rec_t *m, const tandem_work_t *req,
+                                 unsigned opts) {
+  m->tick = tdm_clock_now();
+  if (opts & TDM_OPT_TIMED)
+    tdm_hist_add(&m->lag, tdm_clock_since(req->done_at_, m->tick));
+}
+
 /* Loop thread: runs the after callbacks of everything completed so far.
  * Returns how many. */
 static unsigned drain(tandem_t *t) {
   tandem_work_t *req;
   tandem_work_t *next;
   tandem_after_work_cb after;
+  tdm_loop_rec_t *m;
+  unsigned opts;
   unsigned n;
   unsigned ext;
   int status;
@@ -307,12 +318,16 @@ static unsigned drain(tandem_t *t) {
     return 0;
   n = 0;
   ext = 0;
+  m = tdm_loop_rec(t);
   t->flags_ |= F_DRAINING;
   for (; req != NULL; req = next) {
     next = req->next_;
     status = req->status_;
     after = req->after_cb_;
-    from_loop = (req->opts_ & TDM_OPT_FROM_LOOP) != 0;
+    opts = req->opts_;
+    from_loop = (opts & TDM_OPT_FROM_LOOP) != 0;
+    if (m->on)
+      time_callback(m, req, opts);
     /* Idle again before the callback, which may queue it anew. */
     tdm_store_rel_u32(&req->state_, TDM_REQ_FINISHED);
     if (after != NULL)
@@ -364,9 +379,17 @@ static void on_handle_closed(uv_handle_t *handle) {
   }
   if (--t->handles_open_ != 0)
     return;
+  tdm_loop_rec_free(t);
   tdm_faa_u32(&t->pool->nattached, (uint32_t)-1);
   if (t->close_cb_ != NULL)
     t->close_cb_(t);
+}
+
+static void close_handles(tandem_t *t) {
+  uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
+  uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
+  uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
+  tdm_loop_rec_close(t, on_handle_closed);
 }
 
 static void maybe_finish_close(tandem_t *t) {
@@ -380,9 +403,7 @@ static void maybe_finish_close(tandem_t *t) {
   }
   t->flags_ |= F_CLOSED;
   decide_on(t, TDM_EV_CLOSED);
-  uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
-  uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
-  uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
+  close_handles(t);
 }
 
 /* A handle inherited across fork(), in the child: the jobs it had in
@@ -395,9 +416,7 @@ static void close_inherited(tandem_t *t) {
   tdm_store_u32(&t->inflight_, TDM_CLOSING_BIT);
   tdm_store_u32(&t->closing_, 1);
   update_ref(t);
-  uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
-  uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
-  uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
+  close_handles(t);
 }
 
 /* Loop thread, in a handle's callbacks: true (and the handle stops
@@ -513,11 +532,15 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   t->pool_ = pool;
   t->thread_tag_ = &thread_tag;
   t->wake_fd_ = fd;
-  err = uv_poll_init(loop, &t->wake_, t->wake_fd_);
+  /* Before any handle: a failure below leaves nothing on the loop. */
+  err = tdm_loop_rec_alloc(t);
+  if (err == 0 && (err = uv_poll_init(loop, &t->wake_, t->wake_fd_)) != 0)
+    tdm_loop_rec_free(t);
   if (err != 0) {
     close(t->wake_fd_);
     return err;
   }
+  tdm_loop_rec_start(t, pool->timed);
   /* Only queues the watcher for the loop's next poll: on Linux it fails
    * for bad arguments alone. */
   (void)uv_poll_start(&t->wake_, UV_READABLE, wake_cb);
@@ -530,7 +553,7 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   uv_unref((uv_handle_t *)&t->wake_);
   uv_unref((uv_handle_t *)&t->idle_);
   uv_unref((uv_handle_t *)&t->timer_);
-  t->handles_open_ = 3;
+  t->handles_open_ = 5; /* and the metrics block's prepare and check */
   tdm_faa_u32(&pool->nattached, 1);
   return 0;
 }
@@ -688,6 +711,10 @@ queue_job(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
   req->after_cb_ = after_cb;
   req->status_ = 0;
   req->opts_ = bits | (from_loop ? TDM_OPT_FROM_LOOP : 0);
+  if (t->pool->timed) /* inside an after callback: that callback's start */
+    req->queued_at_ = from_loop && (t->flags_ & F_DRAINING)
+                          ? tdm_loop_rec(t)->tick
+                          : tdm_clock_now();
   tdm_store_u32(&req->cancel_, 0); /* a cancel may store 1 concurrently */
   if (bits & TDM_OPT_DEADLINE)
     req->deadline_ = deadline; /* on the request's second line: only then */

@@ -443,7 +443,9 @@ bool tandem__pool_help_one(tdm_worker_t *w) {
   item = find_work(w, false);
   if (item == NULL)
     return false;
+  w->nested++; /* its time is the waiting item's: job.c times it apart */
   run_item(w, item);
+  w->nested--;
   return true;
 }
 
@@ -452,6 +454,25 @@ bool tandem__pool_contended(tandem_pool_t *pool) {
 }
 
 /* ------------------------------------------------------------- the loop */
+
+/* run_item, timed: the worker busy from the item's start (the previous
+ * item's end when it went straight on: one reading per job boundary) to
+ * its end (the request's own, read by job.c, or one reading here). */
+static void run_timed(tdm_worker_t *w, void *item) {
+  uint64_t t0;
+  uint64_t t1;
+
+  t0 = w->tick_hot ? w->tick : tdm_clock_now();
+  w->tick = t0;
+  w->tick_end = false;
+  tdm_store_64(&w->rec.busy_since, t0);
+  run_item(w, item);
+  t1 = w->tick_end ? w->tick : tdm_clock_now();
+  tdm_store_64(&w->rec.busy_ticks, w->rec.busy_ticks + (t1 - t0));
+  tdm_store_64(&w->rec.busy_since, 0);
+  w->tick = t1;
+  w->tick_hot = true;
+}
 
 static void worker_main(void *arg) {
   tdm_worker_t *w = arg;
@@ -469,10 +490,15 @@ static void worker_main(void *arg) {
     item = rest ? tdm_deque_take_owner(&w->dq) : find_work(w, true);
     if (item != NULL) {
       tdm_idle_found(idle, &w->search);
-      run_item(w, item);
-    } else if (!tdm_idle_none(idle, &w->search, w->index, rest)) {
-      break; /* the pool stops */
+      if (pool->timed)
+        run_timed(w, item);
+      else
+        run_item(w, item);
+      continue;
     }
+    w->tick_hot = false; /* it searches or parks: the next start is later */
+    if (!tdm_idle_none(idle, &w->search, w->index, rest))
+      break; /* the pool stops */
   }
   tdm_idle_exit(idle, &w->search);
   tandem__self = NULL;
@@ -573,9 +599,21 @@ static int make_parts(tandem_pool_t *pool, const tandem_options_t *opts) {
   pool->classes_made = 1;
   err = tdm_idle_init(&pool->idle, pool->nworkers,
                       spin_ns(opts->worker_spin_us), has_work, pool);
+  pool->idle.timed = pool->timed;
   if (err == 0)
     err = make_workers(pool);
   return err;
+}
+
+/* tandem_options_t.metrics: 0 means on, unless TANDEM_METRICS says off. */
+static bool metrics_on(int opt) {
+  const char *env;
+
+  if (opt != 0)
+    return opt > 0;
+  env = getenv("TANDEM_METRICS");
+  return env == NULL ||
+         (strcmp(env, "0") != 0 && strcmp(env, "off") != 0);
 }
 
 int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
@@ -604,6 +642,12 @@ int tandem_pool_new(tandem_pool_t **out, const tandem_options_t *opts) {
   pool->loop_spin_ns = spin_ns(opts->loop_spin_us);
   pool->worker_nice = opts->worker_nice;
   pool->max_queued = opts->max_queued;
+  pool->timed = metrics_on(opts->metrics);
+  if (pool->timed) {
+    tdm_clock_init();
+    pool->made = tdm_clock_now();
+    pool->blocking_rec.shared = true;
+  }
   err = tdm_inject_init(&pool->inject, opts->queue_size != 0
                                            ? opts->queue_size
                                            : DEFAULT_QUEUE_SIZE);
@@ -678,6 +722,7 @@ int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out) {
   tdm_blocking_counts(&pool->blocking, &out->blocking_threads,
                       &out->blocking_idle, &out->blocking_jobs, NULL);
   out->high_lane_jobs = tdm_load_64(&pool->lane.jobs);
+  out->workers_busy = tandem__pool_busy_workers(pool);
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[i];
     s.jobs = tdm_load_64(&w->jobs);

@@ -21,6 +21,7 @@
 #include "job.h"
 #include "stream.h"
 #include "park.h"
+#include "metrics.h"
 
 /* Items in deques and the injection queue are tandem_work_t pointers, or
  * fork-join frames tagged with the low bit. */
@@ -51,6 +52,8 @@ enum { TDM_CLS_NORMAL = 0, TDM_CLS_HIGH = 1, TDM_CLS_LOW = 2 };
 #define TDM_OPT_DEADLINE 8u /* deadline_ is set */
 #define TDM_OPT_COUNTED 16u /* counted against max_queued until it starts */
 #define TDM_OPT_FROM_LOOP 32u /* queued on its loop's thread */
+#define TDM_OPT_TIMED 64u /* its work ran and done_at_ holds the end: set
+                             by the worker, read by the loop (lag) */
 
 /* A request's life, in req->state_.  In-flight values are unlikely bit
  * patterns so that an uninitialised request (as uv_work_t may be) is taken
@@ -103,6 +106,15 @@ typedef struct tdm_worker_s {
   uint64_t jobs;
   uint64_t steals;
   uint64_t injected;
+  /* Owner only, while the pool records time (pool.c's run_timed): the
+   * latest reading and what it is, and how deep in joins it helps. */
+  uint64_t tick;   /* its top-level item's start; after a request, its end */
+  bool tick_hot;   /* tick ended the previous item and the worker went
+                      straight on: the next item starts at it */
+  bool tick_end;   /* the top-level request's end is in tick */
+  unsigned nested; /* items it runs inside a join's or a group's wait */
+  /* Its job timings (metrics.h), read by tandem_pool_metrics. */
+  tdm_rec_t rec TDM_ALIGNED;
 } tdm_worker_t;
 
 struct tandem_pool_s {
@@ -132,8 +144,13 @@ struct tandem_pool_s {
   uint64_t rejected;
   uint64_t expired;
   tdm_blocking_t blocking; /* the blocking side (blocking.h) */
+  /* Job timings of the HIGH lane and of the blocking side (metrics.h). */
+  tdm_rec_t lane_rec TDM_ALIGNED;
+  tdm_rec_t blocking_rec TDM_ALIGNED;
   /* Read-only after creation. */
   tdm_worker_t *workers TDM_ALIGNED;
+  bool timed;    /* records time (tandem_options_t.metrics) */
+  uint64_t made; /* the clock's reading when it was made */
   unsigned nworkers;
   uint64_t loop_spin_ns;
   int worker_nice;
@@ -220,6 +237,10 @@ bool tandem__pool_help_one(tdm_worker_t *w);
  * join tasks it spawns go to that class's queue. */
 extern _Thread_local uint32_t tandem__running_cls;
 
+
+/* Any thread: workers running an item now (0 unless the pool is timed;
+ * metrics.c). */
+unsigned tandem__pool_busy_workers(const tandem_pool_t *pool);
 
 /* Any thread: is the machine contended, so that loops should not poll
  * (idle.c says when)? */

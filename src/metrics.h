@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.h: where the runtime records time (metrics.c): each thread's job
+ * timings, a loop's lag and poll time, and the reads that merge them
+ * (tandem_pool_metrics, tandem_loop_metrics).  Internal to the library.
+ *
+ * Every reading is clock.h's (ticks); histograms hold nanoseconds.  A job
+ * is timed at four points: queued (its submitter, or the after callback it
+ * was queued from), started and finished (its worker: one reading per job
+ * boundary when the worker goes straight on), and called back (its loop
+ * thread: one reading per after callback).
+ */
+#ifndef TANDEM_METRICS_H
+#define TANDEM_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "tandem.h"
+
+#include "atomic.h"
+#include "clock.h"
+#include "histogram.h"
+
+/* One thread's job timings (a worker's and the HIGH lane's are written by
+ * that thread alone; the blocking side's by all its threads: `shared`).
+ * The requests it ran are the run histogram's count. */
+typedef struct tdm_rec_s {
+  tandem_histogram_t wait;
+  tandem_histogram_t run;
+  uint64_t busy_ticks; /* a worker's: time running items, finished ones */
+  uint64_t busy_since; /* a worker's: the reading at its current top-level
+                          item's start; 0 while it runs none */
+  bool shared;
+} tdm_rec_t;
+
+/* The thread that ran `req`'s work callback: records its wait and run. */
+static inline void tdm_rec_job(tdm_rec_t *r, uint64_t queued, uint64_t start,
+                               uint64_t end) {
+  uint64_t wait = tdm_clock_since(queued, start);
+  uint64_t run = tdm_clock_since(start, end);
+
+  if (r->shared) {
+    tdm_hist_add_shared(&r->wait, wait);
+    tdm_hist_add_shared(&r->run, run);
+    return;
+  }
+  tdm_hist_add(&r->wait, wait);
+  tdm_hist_add(&r->run, run);
+}
+
+/* A handle's loop: its lag and its poll time, in a block tandem_init
+ * allocates (t->metrics_) with the two handles that time the poll. */
+typedef struct tdm_loop_rec_s {
+  uv_prepare_t prepare; /* right before the poll */
+  uv_check_t check;     /* right after it */
+  bool on;              /* the pool records time */
+  uint64_t tick;        /* loop thread, while draining: the reading at the
+                           current after callback's start */
+  uint64_t made;        /* the reading at tandem_init */
+  uint64_t idle_ticks;  /* time in the poll, finished polls; atomic */
+  uint64_t poll_since;  /* the reading at the current poll's start, 0
+                           outside one; atomic */
+  tandem_histogram_t lag;
+} tdm_loop_rec_t;
+
+/* Loop thread (tandem_init): allocates t->metrics_, before any handle is
+ * made (0 or UV_ENOMEM); then, once the handle cannot fail any more,
+ * starts its two handles (unreferenced: they keep no loop alive), which
+ * time the poll when `on`. */
+int tdm_loop_rec_alloc(tandem_t *t);
+void tdm_loop_rec_start(tandem_t *t, bool on);
+/* Loop thread: closes the block's two handles, each then calling `cb`
+ * (which sees handle->data == t).  Returns how many it closed. */
+unsigned tdm_loop_rec_close(tandem_t *t, uv_close_cb cb);
+/* Loop thread, once both handles are closed (or before they were made):
+ * frees the block. */
+void tdm_loop_rec_free(tandem_t *t);
+
+static inline tdm_loop_rec_t *tdm_loop_rec(const tandem_t *t) {
+  return (tdm_loop_rec_t *)t->metrics_;
+}
+
+#endif /* TANDEM_METRICS_H */
