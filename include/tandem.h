@@ -273,7 +273,11 @@ TANDEM_EXTERN int tandem_pool_stats(tandem_pool_t *pool, tandem_stats_t *out);
  * callback queues).  The clock is the CPU's invariant time-stamp counter
  * where the kernel says it is one (x86-64 with constant_tsc and
  * nonstop_tsc), calibrated once against CLOCK_MONOTONIC, else
- * CLOCK_MONOTONIC.  tandem_options_t.metrics switches it off.
+ * CLOCK_MONOTONIC.  tandem_options_t.metrics switches it off.  A loop's
+ * idle time is libuv's own: tandem_init() configures the loop with
+ * UV_METRICS_IDLE_TIME (uv_loop_configure) when the pool records time, so
+ * uv_metrics_idle_time() works for the application too; libuv then polls
+ * once without blocking before each blocking poll.
  *
  * Histograms count requests (tandem_queue_work(), tandem_queue_work_ex(),
  * tandem_parallel_for_async()) whose work callback ran, on a worker, the
@@ -385,12 +389,13 @@ typedef struct tandem_loop_metrics_s {
   uint64_t callbacks;   /**< after callbacks of jobs whose work callback
                              ran (the lag histogram's count) */
   uint64_t uptime_ns;   /**< since tandem_init() */
-  uint64_t idle_ns;     /**< of that, time the loop thread slept in its
-                             poll (epoll_wait), the current sleep
-                             included; the rest it was busy: running
-                             callbacks -- of every handle and request on
-                             the loop, not only tandem's -- or polling
-                             for completions */
+  uint64_t idle_ns;     /**< of that, time the loop thread slept in
+                             epoll_wait (uv_metrics_idle_time()), the
+                             current sleep included; the rest it was
+                             busy: running callbacks -- of every handle
+                             and request on the loop, I/O included, not
+                             only tandem's -- or polling for
+                             completions */
   uint64_t busy_ns;     /**< uptime_ns - idle_ns */
   /** Each such job's lag: its work callback returned until its after
    * callback started. */

@@ -389,7 +389,6 @@ static void close_handles(tandem_t *t) {
   uv_close((uv_handle_t *)&t->timer_, on_handle_closed);
   uv_close((uv_handle_t *)&t->idle_, on_handle_closed);
   uv_close((uv_handle_t *)&t->wake_, on_handle_closed);
-  tdm_loop_rec_close(t, on_handle_closed);
 }
 
 static void maybe_finish_close(tandem_t *t) {
@@ -553,7 +552,7 @@ int tandem_init(uv_loop_t *loop, tandem_t *t, tandem_pool_t *pool) {
   uv_unref((uv_handle_t *)&t->wake_);
   uv_unref((uv_handle_t *)&t->idle_);
   uv_unref((uv_handle_t *)&t->timer_);
-  t->handles_open_ = 5; /* and the metrics block's prepare and check */
+  t->handles_open_ = 3;
   tdm_faa_u32(&pool->nattached, 1);
   return 0;
 }

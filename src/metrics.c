@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * metrics.c: a loop's poll time and the reads that merge what every
+ * metrics.c: a loop's idle time and the reads that merge what every
  * thread recorded (tandem_pool_metrics, tandem_loop_metrics).  Where jobs
  * are timed: job.c (wait, run), pool.c (a worker's busy time), idle.c
  * (its parked time), loop.c (lag, and the reading a submit takes).
@@ -14,23 +14,6 @@
 
 /* ------------------------------------------------------------ the loop */
 
-static void prepare_cb(uv_prepare_t *h) {
-  tdm_loop_rec_t *m = tdm_loop_rec(h->data);
-
-  tdm_store_64(&m->poll_since, tdm_clock_now());
-}
-
-static void check_cb(uv_check_t *h) {
-  tdm_loop_rec_t *m = tdm_loop_rec(h->data);
-  uint64_t since = m->poll_since;
-
-  if (since == 0)
-    return; /* started between a prepare and its poll */
-  tdm_store_64(&m->idle_ticks,
-               m->idle_ticks + (tdm_clock_now() - since));
-  tdm_store_64(&m->poll_since, 0);
-}
-
 int tdm_loop_rec_alloc(tandem_t *t) {
   t->metrics_ = calloc(1, sizeof(tdm_loop_rec_t));
   return t->metrics_ != NULL ? 0 : UV_ENOMEM;
@@ -40,25 +23,13 @@ void tdm_loop_rec_start(tandem_t *t, bool on) {
   tdm_loop_rec_t *m = tdm_loop_rec(t);
 
   m->on = on;
-  m->made = on ? tdm_clock_now() : 0;
-  uv_prepare_init(t->loop, &m->prepare); /* cannot fail on Linux */
-  uv_check_init(t->loop, &m->check);
-  m->prepare.data = t;
-  m->check.data = t;
-  if (on) {
-    uv_prepare_start(&m->prepare, prepare_cb);
-    uv_check_start(&m->check, check_cb);
-  }
-  uv_unref((uv_handle_t *)&m->prepare);
-  uv_unref((uv_handle_t *)&m->check);
-}
-
-unsigned tdm_loop_rec_close(tandem_t *t, uv_close_cb cb) {
-  tdm_loop_rec_t *m = tdm_loop_rec(t);
-
-  uv_close((uv_handle_t *)&m->prepare, cb);
-  uv_close((uv_handle_t *)&m->check, cb);
-  return 2;
+  if (!on)
+    return;
+  /* Cannot fail for this option (libuv sets a flag); from here libuv
+   * counts the time its poll blocks, ours from idle_base on. */
+  (void)uv_loop_configure(t->loop, UV_METRICS_IDLE_TIME);
+  m->made = uv_hrtime();
+  m->idle_base = uv_metrics_idle_time(t->loop);
 }
 
 void tdm_loop_rec_free(tandem_t *t) {
@@ -68,9 +39,7 @@ void tdm_loop_rec_free(tandem_t *t) {
 
 int tandem_loop_metrics(const tandem_t *t, tandem_loop_metrics_t *out) {
   tdm_loop_rec_t *m;
-  uint64_t now;
   uint64_t idle;
-  uint64_t since;
 
   if (t == NULL || out == NULL || (m = tdm_loop_rec(t)) == NULL)
     return UV_EINVAL;
@@ -78,15 +47,10 @@ int tandem_loop_metrics(const tandem_t *t, tandem_loop_metrics_t *out) {
   if (!m->on)
     return 0;
   out->enabled = 1;
-  idle = tdm_load_64(&m->idle_ticks);
-  since = tdm_load_64(&m->poll_since);
-  now = tdm_clock_now();
-  if (since != 0) /* asleep in the poll now: that counts too */
-    idle += now > since ? now - since : 0;
-  out->uptime_ns = tdm_clock_since(m->made, now);
-  out->idle_ns = tdm_clock_ns(idle);
-  if (out->idle_ns > out->uptime_ns)
-    out->idle_ns = out->uptime_ns;
+  /* Thread-safe (libuv takes a lock), the current poll included. */
+  idle = uv_metrics_idle_time(t->loop) - m->idle_base;
+  out->uptime_ns = uv_hrtime() - m->made;
+  out->idle_ns = idle < out->uptime_ns ? idle : out->uptime_ns;
   out->busy_ns = out->uptime_ns - out->idle_ns;
   tdm_hist_merge_live(&out->lag, &m->lag);
   out->callbacks = out->lag.count;

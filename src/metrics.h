@@ -51,32 +51,29 @@ static inline void tdm_rec_job(tdm_rec_t *r, uint64_t queued, uint64_t start,
   tdm_hist_add(&r->run, run);
 }
 
-/* A handle's loop: its lag and its poll time, in a block tandem_init
- * allocates (t->metrics_) with the two handles that time the poll. */
+/* A handle's loop: its lag, in a block tandem_init allocates
+ * (t->metrics_).  Its poll time is libuv's: with UV_METRICS_IDLE_TIME
+ * configured, uv_metrics_idle_time() counts the time in epoll_wait alone
+ * -- not the I/O callbacks, which libuv runs from inside its poll phase,
+ * so timing the poll with prepare and check handles would count them as
+ * idle. */
 typedef struct tdm_loop_rec_s {
-  uv_prepare_t prepare; /* right before the poll */
-  uv_check_t check;     /* right after it */
-  bool on;              /* the pool records time */
-  uint64_t tick;        /* loop thread, while draining: the reading at the
-                           current after callback's start */
-  uint64_t made;        /* the reading at tandem_init */
-  uint64_t idle_ticks;  /* time in the poll, finished polls; atomic */
-  uint64_t poll_since;  /* the reading at the current poll's start, 0
-                           outside one; atomic */
+  bool on;            /* the pool records time */
+  uint64_t tick;      /* loop thread, while draining: the reading at the
+                         current after callback's start */
+  uint64_t made;      /* uv_hrtime() at tandem_init */
+  uint64_t idle_base; /* uv_metrics_idle_time() then */
   tandem_histogram_t lag;
 } tdm_loop_rec_t;
 
-/* Loop thread (tandem_init): allocates t->metrics_, before any handle is
- * made (0 or UV_ENOMEM); then, once the handle cannot fail any more,
- * starts its two handles (unreferenced: they keep no loop alive), which
- * time the poll when `on`. */
+/* Loop thread (tandem_init), before any handle is made: allocates
+ * t->metrics_ (0 or UV_ENOMEM); then, once the handle cannot fail any
+ * more, starts counting the loop's idle time when `on` (the flag stays on
+ * the loop: libuv cannot take it back). */
 int tdm_loop_rec_alloc(tandem_t *t);
 void tdm_loop_rec_start(tandem_t *t, bool on);
-/* Loop thread: closes the block's two handles, each then calling `cb`
- * (which sees handle->data == t).  Returns how many it closed. */
-unsigned tdm_loop_rec_close(tandem_t *t, uv_close_cb cb);
-/* Loop thread, once both handles are closed (or before they were made):
- * frees the block. */
+/* Loop thread, once the handle has closed (or failed to open): frees the
+ * block. */
 void tdm_loop_rec_free(tandem_t *t);
 
 static inline tdm_loop_rec_t *tdm_loop_rec(const tandem_t *t) {

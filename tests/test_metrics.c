@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "hold.h"
@@ -336,6 +338,38 @@ START_TEST(parked_and_loop_idle) {
 }
 END_TEST
 
+/* An I/O callback that computes is busy time, not idle: libuv runs I/O
+ * callbacks from inside its poll phase, so a clock around the whole poll
+ * (prepare to check handle) would have counted it idle. */
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  spin_until(uv_hrtime() + 60 * MS);
+  uv_poll_stop(h);
+}
+
+START_TEST(io_callback_is_busy) {
+  tandem_loop_metrics_t a, b;
+  uv_poll_t poll;
+  int fds[2];
+
+  open_pool(1, 1);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  ck_assert_int_eq(uv_poll_init(&fx.loop, &poll, fds[0]), 0);
+  ck_assert_int_eq(uv_poll_start(&poll, UV_READABLE, on_readable), 0);
+  ck_assert_int_eq(write(fds[1], "x", 1), 1);
+  ck_assert_int_eq(tandem_loop_metrics(&fx.tandem, &a), 0);
+  uv_run(&fx.loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(tandem_loop_metrics(&fx.tandem, &b), 0);
+  ck_assert_uint_ge(b.busy_ns - a.busy_ns, 50 * MS);
+  uv_close((uv_handle_t *)&poll, NULL);
+  uv_run(&fx.loop, UV_RUN_DEFAULT);
+  close(fds[0]);
+  close(fds[1]);
+  fixture_close(&fx);
+}
+END_TEST
+
 /* An after callback that runs late: the lag of the jobs behind it shows
  * it. */
 static void after_slow(tandem_work_t *req, int status) {
@@ -523,6 +557,7 @@ static Suite *metrics_suite(void) {
   tcase_add_test(tc, cancelled_not_counted);
   tcase_add_test(tc, busy_now);
   tcase_add_test(tc, parked_and_loop_idle);
+  tcase_add_test(tc, io_callback_is_busy);
   tcase_add_test(tc, lag_seen);
   tcase_add_test(tc, tasks_not_counted);
   tcase_add_test(tc, blocking_and_high_counted);
