@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # compute_server's log on stderr: a start line (address, mode, workers,
-# limits, version), a line for a 4xx answer, a line on SIGTERM and one with
-# the totals; nothing at all with --quiet.  Stdout keeps its one line,
-# "listening on HOST:PORT".
+# metrics on or off, limits, version), a line for a 4xx answer, a line on
+# SIGTERM and one with the totals; nothing at all with --quiet.  Stdout
+# keeps its one line, "listening on HOST:PORT".
 #   usage: check_server_log.sh COMPUTE_SERVER
 set -euo pipefail
 server=$1
@@ -40,10 +40,13 @@ expect() { # expect FILE PATTERN WHAT
 run log
 expect "$dir/log.out" '^listening on 127\.0\.0\.1:[0-9]+$' "listening line"
 [ "$(wc -l <"$dir/log.out")" = 1 ] || { echo "more on stdout" >&2; exit 1; }
-expect "$dir/log.err" 'tandem [0-9]+\.[0-9]+\.[0-9]+, listening on 127\.0\.0\.1:[0-9]+, mode hybrid, 1 worker at nice \+5; limits:' "start line"
+expect "$dir/log.err" 'tandem [0-9]+\.[0-9]+\.[0-9]+, listening on 127\.0\.0\.1:[0-9]+, mode hybrid, 1 worker at nice \+5, metrics on; limits:' "start line"
 expect "$dir/log.err" ' 404 Not Found: GET /nope from 127\.0\.0\.1:' "404 line"
 expect "$dir/log.err" 'SIGTERM: stopping' "SIGTERM line"
 expect "$dir/log.err" 'stopped after .* 1 requests, 1 answered 4xx and 0 5xx' "totals"
+
+run nometrics --no-metrics
+expect "$dir/nometrics.err" 'mode hybrid, 1 worker at nice \+5, metrics off; limits:' "metrics off in the start line"
 
 run quiet --quiet
 expect "$dir/quiet.out" '^listening on ' "listening line"
@@ -54,4 +57,4 @@ if [ -s "$dir/quiet.err" ]; then
   cat "$dir/quiet.err" >&2
   exit 1
 fi
-echo "check_server_log: start, 404, SIGTERM and totals lines; --quiet silent"
+echo "check_server_log: start, 404, SIGTERM and totals lines; metrics on/off; --quiet silent"

@@ -22,6 +22,7 @@
 
 #include "example_proc.h"
 #include "suite_run.h"
+#include "tandem.h"
 
 #ifndef SERVER_BIN
 #error "SERVER_BIN must name the compute_server executable"
@@ -1225,6 +1226,347 @@ START_TEST(test_bad_options_exit_2) {
 }
 END_TEST
 
+/* ------------------------------------------------- /stats and /metrics */
+
+/* The number after the keys k1, k2, ... (NULL-terminated) in a JSON text,
+ * each key looked for after the one before: ("metrics", "wait", "count")
+ * finds metrics.wait.count as long as no other "wait" key comes between.
+ * Fails the test if a key is missing. */
+static double json_num(const char *json, ...) {
+  const char *at = json, *key;
+  char pat[64];
+  va_list ap;
+
+  va_start(ap, json);
+  while ((key = va_arg(ap, const char *)) != NULL) {
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    at = strstr(at, pat);
+    ck_assert_msg(at != NULL, "no %s in %.3000s", pat, json);
+    at += strlen(pat);
+  }
+  va_end(ap);
+  return strtod(at, NULL);
+}
+
+/* GET /stats into body, counting the call in *calls (each one is a
+ * request the next /stats reports). */
+static void get_stats(int port, char *body, size_t cap, unsigned *calls) {
+  ck_assert_int_eq(http_request(port, "GET", "/stats", NULL, body, cap), 200);
+  (*calls)++;
+}
+
+/* The value of the sample `series` (a name with its labels, if any) in a
+ * Prometheus text; fails the test if it is not there. */
+static double prom_value(const char *text, const char *series) {
+  char pat[160];
+  const char *at;
+
+  snprintf(pat, sizeof(pat), "\n%s ", series);
+  at = strstr(text, pat);
+  ck_assert_msg(at != NULL, "no sample %s in /metrics", series);
+  return strtod(at + strlen(pat), NULL);
+}
+
+/* A family with its # HELP and # TYPE lines. */
+static void assert_family(const char *text, const char *name,
+                          const char *type) {
+  char pat[160];
+
+  snprintf(pat, sizeof(pat), "# HELP %s ", name);
+  ck_assert_msg(strstr(text, pat) != NULL, "no '%s' in /metrics", pat);
+  snprintf(pat, sizeof(pat), "# TYPE %s %s\n", name, type);
+  ck_assert_msg(strstr(text, pat) != NULL, "no '%s' in /metrics", pat);
+}
+
+/* tandem_build_info names the library's version and is 1. */
+static void assert_build_info(const char *text) {
+  char series[128];
+
+  snprintf(series, sizeof(series), "tandem_build_info{version=\"%s\"}",
+           tandem_version_string());
+  ck_assert_double_eq(prom_value(text, series), 1);
+}
+
+static void assert_no_family(const char *text, const char *name) {
+  char pat[160];
+
+  snprintf(pat, sizeof(pat), "# TYPE %s ", name);
+  ck_assert_msg(strstr(text, pat) == NULL, "%s should not be in /metrics",
+                name);
+}
+
+/* 5 /ping, 4 /fib/20, one 404: what the tests below count. */
+static void send_known_requests(int port) {
+  char body[64];
+  int i;
+
+  for (i = 0; i < 5; i++)
+    assert_ping(port);
+  for (i = 0; i < 4; i++) {
+    ck_assert_int_eq(http_request(port, "GET", "/fib/20", NULL, body, 64), 200);
+    ck_assert_str_eq(body, "6765\n");
+  }
+  ck_assert_int_eq(http_request(port, "GET", "/nope", NULL, body, 64), 404);
+}
+
+#ifdef PYTHON3_BIN
+/* The shape of /stats, checked by python3: every key the dashboard reads,
+ * the percentiles in order, the loop's time adding up. */
+static const char stats_shape_py[] =
+    "import json, sys\n"
+    "d = json.load(sys.stdin); m = d[\"metrics\"]; v = sys.argv[1]\n"
+    "E = [\"ping\", \"fib\", \"sha256\", \"primes\", \"sleep\", \"file\", "
+    "\"stats\", \"metrics\", \"dashboard\", \"other\"]\n"
+    "H = [\"count\", \"sum_ns\", \"max_ns\", \"mean_ns\", \"p50_ns\", "
+    "\"p90_ns\", \"p99_ns\", \"p999_ns\"]\n"
+    "hs = [m[\"wait\"], m[\"run\"], m[\"loop\"][\"lag\"]]\n"
+    "checks = {\n"
+    " \"version\": d[\"version\"] == v,\n"
+    " \"uptime_s\": type(d[\"uptime_s\"]) is float and d[\"uptime_s\"] > 0,\n"
+    " \"endpoints\": list(d[\"endpoints\"]) == E,\n"
+    " \"by_endpoint\": list(d[\"rates\"][\"by_endpoint\"]) == E,\n"
+    " \"rates\": sorted(d[\"rates\"]) == [\"by_endpoint\", \"jobs_per_s\", "
+    "\"requests_per_s\"],\n"
+    " \"status\": all(k.isdigit() for k in d[\"status\"]),\n"
+    " \"routed\": sum(d[\"endpoints\"].values()) == d[\"requests\"],\n"
+    " \"H\": all(list(h) == H for h in hs),\n"
+    " \"percentiles\": all(h[\"p50_ns\"] <= h[\"p90_ns\"] <= h[\"p99_ns\"] "
+    "<= h[\"p999_ns\"] <= h[\"max_ns\"] for h in hs),\n"
+    " \"workers\": m[\"workers\"] == len(m[\"worker\"]) == 2,\n"
+    " \"worker\": all(sorted(w) == [\"busy\", \"busy_ns\", \"jobs\", "
+    "\"parked_ns\"] for w in m[\"worker\"]),\n"
+    " \"worker_jobs\": sum(w[\"jobs\"] for w in m[\"worker\"]) == "
+    "m[\"run\"][\"count\"],\n"
+    " \"busy_ratio\": 0 <= m[\"busy_ratio\"] <= 1 and "
+    "0 <= m[\"loop\"][\"busy_ratio\"] <= 1,\n"
+    " \"loop_time\": m[\"loop\"][\"busy_ns\"] + m[\"loop\"][\"idle_ns\"] == "
+    "m[\"loop\"][\"uptime_ns\"],\n"
+    " \"enabled\": m[\"enabled\"] is True,\n"
+    "}\n"
+    "bad = [k for k, ok in checks.items() if not ok]\n"
+    "print(\"bad: \" + \" \".join(bad) if bad else \"ok\")\n";
+
+static void assert_stats_shape(int port, unsigned *calls) {
+  char cmd[4096], out[4096];
+  FILE *f;
+  char py[] = "/tmp/tandem_stats_shape_XXXXXX";
+  int fd = mkstemp(py);
+
+  ck_assert_int_ge(fd, 0);
+  f = fdopen(fd, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(stats_shape_py, f);
+  fclose(f);
+  snprintf(cmd, sizeof(cmd),
+           "%s -sS --max-time 30 http://127.0.0.1:%d/stats | %s %s %s 2>&1",
+           CURL_BIN, port, PYTHON3_BIN, py, tandem_version_string());
+  ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+  (*calls)++;
+  unlink(py);
+  ck_assert_msg(strcmp(out, "ok\n") == 0, "/stats shape: %s", out);
+}
+#endif
+
+/* Polls /stats until no worker is busy: a worker that has handed back
+ * its last job still counts as busy until it has noted the job's end,
+ * which may come after the answer when the loop thread wins the CPU. */
+static void wait_workers_idle(int port, char *body, size_t cap,
+                              unsigned *calls) {
+  double deadline = now_s() + 10 * time_scale();
+
+  for (;;) {
+    get_stats(port, body, cap, calls);
+    if (json_num(body, "metrics", "workers_busy", NULL) == 0)
+      return;
+    ck_assert_msg(now_s() < deadline, "workers stay busy: %.3000s", body);
+    sleep_ms(10);
+  }
+}
+
+/* /stats counts what was asked and answered, and shows tandem's time:
+ * every job that ran is in the wait, run and lag histograms. */
+START_TEST(test_stats_counts_requests_and_time) {
+  char body[16384];
+  unsigned calls = 0;
+  proc_t p;
+
+  server_start(&p, "--workers", "2", NULL);
+  send_known_requests(p.port);
+  wait_workers_idle(p.port, body, sizeof(body), &calls);
+  ck_assert_msg(strstr(body, "\"version\":\"") != NULL, "%s", body);
+  ck_assert_double_gt(json_num(body, "uptime_s", NULL), 0);
+  ck_assert_double_eq(json_num(body, "endpoints", "ping", NULL), 5);
+  ck_assert_double_eq(json_num(body, "endpoints", "fib", NULL), 4);
+  ck_assert_double_eq(json_num(body, "endpoints", "other", NULL), 1);
+  ck_assert_double_eq(json_num(body, "endpoints", "stats", NULL), calls);
+  ck_assert_double_eq(json_num(body, "endpoints", "metrics", NULL), 0);
+  /* Counted when sent: this answer is not yet. */
+  ck_assert_double_eq(json_num(body, "status", "200", NULL), 9 + calls - 1);
+  ck_assert_double_eq(json_num(body, "status", "404", NULL), 1);
+  ck_assert_msg(strstr(body, "\"500\":") == NULL, "%s", body);
+  /* Each /fib answer came after its after callback: all are recorded. */
+  ck_assert_double_eq(json_num(body, "metrics", "wait", "count", NULL), 4);
+  ck_assert_double_eq(json_num(body, "metrics", "run", "count", NULL), 4);
+  ck_assert_double_eq(json_num(body, "metrics", "lag", "count", NULL), 4);
+  ck_assert_double_gt(json_num(body, "metrics", "run", "sum_ns", NULL), 0);
+  ck_assert_double_eq(json_num(body, "metrics", "workers", NULL), 2);
+  ck_assert_double_eq(json_num(body, "metrics", "queue_depth", NULL), 0);
+  ck_assert_double_gt(json_num(body, "metrics", "loop", "uptime_ns", NULL), 0);
+#ifdef PYTHON3_BIN
+  assert_stats_shape(p.port, &calls);
+#endif
+  get_stats(p.port, body, sizeof(body), &calls);
+  ck_assert_double_eq(json_num(body, "endpoints", "stats", NULL), calls);
+  ck_assert_double_eq(json_num(body, "status", "200", NULL), 9 + calls - 1);
+  server_finish(&p);
+}
+END_TEST
+
+/* The rates cover the last full second: while pings keep coming, the ping
+ * rate turns positive within a few seconds. */
+START_TEST(test_stats_rates_follow_the_load) {
+  double deadline, ping_rate = 0, rate = 0, jobs_rate = 0;
+  char body[16384];
+  unsigned calls = 0;
+  proc_t p;
+  int i;
+
+  body[0] = '\0';
+  server_start(&p, "--workers", "2", NULL);
+  deadline = now_s() + 10 * time_scale();
+  while (ping_rate <= 0 || jobs_rate <= 0) {
+    ck_assert_msg(now_s() < deadline, "rates stay 0: %.3000s", body);
+    for (i = 0; i < 10; i++)
+      assert_ping(p.port);
+    ck_assert_int_eq(http_request(p.port, "GET", "/fib/20", NULL, body, 64),
+                     200);
+    sleep_ms(100);
+    get_stats(p.port, body, sizeof(body), &calls);
+    rate = json_num(body, "rates", "requests_per_s", NULL);
+    jobs_rate = json_num(body, "rates", "jobs_per_s", NULL);
+    ping_rate = json_num(body, "rates", "by_endpoint", "ping", NULL);
+  }
+  ck_assert_double_ge(rate, ping_rate);
+  ck_assert_double_eq(json_num(body, "by_endpoint", "sha256", NULL), 0);
+  ck_assert_double_ge(json_num(body, "metrics", "busy_ratio", NULL), 0);
+  ck_assert_double_le(json_num(body, "metrics", "busy_ratio", NULL), 1);
+  server_finish(&p);
+}
+END_TEST
+
+/* Every family the issue names, with the right type; each histogram
+ * holds the `jobs` that ran, all below its last finite bound (2^37 ns). */
+static void assert_families(const char *text, double jobs) {
+  static const char *const counters[] = {"tandem_jobs_total",
+                                         "tandem_jobs_rejected_total",
+                                         "tandem_jobs_cancelled_total",
+                                         "tandem_jobs_expired_total",
+                                         "tandem_worker_busy_seconds_total",
+                                         "tandem_worker_parked_seconds_total",
+                                         "tandem_loop_busy_seconds_total",
+                                         "tandem_loop_idle_seconds_total",
+                                         "tandem_http_requests_total",
+                                         "tandem_http_responses_total"};
+  static const char *const gauges[] = {
+      "tandem_workers",     "tandem_workers_busy",   "tandem_worker_busy",
+      "tandem_queue_depth", "tandem_uptime_seconds", "tandem_build_info"};
+  static const char *const histograms[] = {"tandem_job_wait_seconds",
+                                           "tandem_job_run_seconds",
+                                           "tandem_loop_lag_seconds"};
+  char series[128];
+  size_t i;
+
+  for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+    assert_family(text, counters[i], "counter");
+  for (i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
+    assert_family(text, gauges[i], "gauge");
+  for (i = 0; i < sizeof(histograms) / sizeof(histograms[0]); i++) {
+    assert_family(text, histograms[i], "histogram");
+    snprintf(series, sizeof(series), "%s_bucket{le=\"+Inf\"}", histograms[i]);
+    ck_assert_double_eq(prom_value(text, series), jobs);
+    snprintf(series, sizeof(series), "%s_count", histograms[i]);
+    ck_assert_double_eq(prom_value(text, series), jobs);
+    snprintf(series, sizeof(series), "%s_bucket{le=\"137.438953472\"}",
+             histograms[i]);
+    ck_assert_double_eq(prom_value(text, series), jobs);
+    snprintf(series, sizeof(series), "%s_bucket{le=\"1.28e-07\"}",
+             histograms[i]);
+    ck_assert_double_le(prom_value(text, series), jobs);
+  }
+}
+
+/* /metrics is Prometheus text with every family the issue names, and its
+ * numbers are the ones /stats shows. */
+START_TEST(test_metrics_is_prometheus_text) {
+  static char text[65536];
+  char out[256];
+  proc_t p;
+
+  server_start(&p, "--workers", "2", NULL);
+  send_known_requests(p.port);
+  ck_assert_int_eq(curl(out, sizeof(out),
+                        "-o /dev/null -w '%%{http_code} %%{content_type}' "
+                        "http://127.0.0.1:%d/metrics",
+                        p.port),
+                   0);
+  ck_assert_str_eq(out, "200 text/plain; version=0.0.4; charset=utf-8");
+  ck_assert_int_eq(
+      http_request(p.port, "GET", "/metrics", NULL, text, sizeof(text)), 200);
+  assert_families(text, 4);
+  ck_assert_double_eq(prom_value(text, "tandem_jobs_total"), 4);
+  ck_assert_double_eq(prom_value(text, "tandem_workers"), 2);
+  ck_assert_double_gt(
+      prom_value(text, "tandem_worker_busy_seconds_total{worker=\"1\"}") +
+          prom_value(text, "tandem_worker_busy_seconds_total{worker=\"0\"}"),
+      0);
+  ck_assert_double_eq(
+      prom_value(text, "tandem_http_requests_total{endpoint=\"ping\"}"), 5);
+  ck_assert_double_eq(
+      prom_value(text, "tandem_http_requests_total{endpoint=\"metrics\"}"), 2);
+  ck_assert_double_eq(
+      prom_value(text, "tandem_http_responses_total{code=\"404\"}"), 1);
+  ck_assert_double_eq(
+      prom_value(text, "tandem_http_responses_total{code=\"200\"}"), 10);
+  assert_build_info(text);
+  server_finish(&p);
+}
+END_TEST
+
+/* Without recorded time -- --no-metrics, or --mode inline with no pool at
+ * all -- /stats says "metrics": null and /metrics keeps what exists. */
+START_TEST(test_no_metrics_reports_what_exists) {
+  static char text[65536];
+  int hybrid = _i == 0;
+  char body[16384];
+  unsigned calls = 0;
+  proc_t p;
+
+  if (hybrid)
+    server_start(&p, "--workers", "2", "--no-metrics", NULL);
+  else
+    server_start(&p, "--mode", "inline", NULL);
+  send_known_requests(p.port);
+  get_stats(p.port, body, sizeof(body), &calls);
+  ck_assert_msg(strstr(body, ",\"metrics\":null}") != NULL, "%s", body);
+  ck_assert_double_eq(json_num(body, "endpoints", "fib", NULL), 4);
+  ck_assert_double_eq(json_num(body, "status", "200", NULL), 9);
+  ck_assert_int_eq(
+      http_request(p.port, "GET", "/metrics", NULL, text, sizeof(text)), 200);
+  assert_no_family(text, "tandem_jobs_total");
+  assert_no_family(text, "tandem_job_wait_seconds");
+  assert_no_family(text, "tandem_loop_lag_seconds");
+  assert_no_family(text, "tandem_worker_busy_seconds_total");
+  if (hybrid) /* the pool's counters need no clock */
+    ck_assert_double_eq(prom_value(text, "tandem_workers"), 2);
+  else
+    assert_no_family(text, "tandem_workers");
+  ck_assert_double_eq(
+      prom_value(text, "tandem_http_requests_total{endpoint=\"fib\"}"), 4);
+  assert_build_info(text);
+  server_finish(&p);
+}
+END_TEST
+
 static Suite *compute_server_suite(void) {
   Suite *s = suite_create("compute_server");
   TCase *tc;
@@ -1267,6 +1609,14 @@ static Suite *compute_server_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_signal_lets_the_running_job_finish, 0, 2);
   tcase_add_loop_test(tc, test_signal_with_nothing_running_exits_0, 0, 2);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("metrics");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_stats_counts_requests_and_time);
+  tcase_add_test(tc, test_stats_rates_follow_the_load);
+  tcase_add_test(tc, test_metrics_is_prometheus_text);
+  tcase_add_loop_test(tc, test_no_metrics_reports_what_exists, 0, 2);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -187,6 +187,7 @@ void conn_respond(conn_t *c, int status, const char *headers,
 
   if (c->state != CONN_READING)
     return;
+  metrics_count_response(c->srv, status);
   if (status >= 400 && c->srv->on_error_response != NULL)
     c->srv->on_error_response(c, status);
   keep = c->keep_alive && !c->srv->stopping;

@@ -5,7 +5,8 @@
  *   compute_server [--host ADDR] [--port PORT] [--workers N]
  *                  [--worker-nice N] [--mode hybrid|inline] [--max-conns N]
  *                  [--max-queued N] [--max-body BYTES] [--max-header BYTES]
- *                  [--header-timeout-ms MS] [--dir DIR] [--quiet]
+ *                  [--header-timeout-ms MS] [--dir DIR] [--no-metrics]
+ *                  [--quiet]
  *   compute_server --help
  *
  * One thread runs a libuv loop that owns every socket; a tandem pool runs
@@ -18,12 +19,17 @@
  * cancelled and get 503), close everything, exit 0.  A second signal
  * finds the default action again and ends it at once.
  *
+ * /stats (JSON) and /metrics (Prometheus) report the server's counters and
+ * the time tandem records: how long jobs waited and ran, how busy the
+ * workers and the loop thread are (metrics.c).  --no-metrics makes a pool
+ * that records no time, as a comparison of the cost.
+ *
  * Stdout carries one line, "listening on HOST:PORT", for whoever started
  * the server.  The log goes to stderr: a start line (address, mode,
- * workers, limits, version), one line per 4xx or 5xx answer (at most
- * LOG_ERRORS_PER_S a second; the rest are counted and summed up), and a
- * line with the totals at exit.  --quiet turns the log off; failures are
- * printed even then.
+ * workers, metrics on or off, limits, version), one line per 4xx or 5xx
+ * answer (at most LOG_ERRORS_PER_S a second; the rest are counted and
+ * summed up), and a line with the totals at exit.  --quiet turns the log
+ * off; failures are printed even then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,10 +60,13 @@ static const char usage[] =
     "  --max-header BYTES      larger request heads get 431 [8192]\n"
     "  --header-timeout-ms MS  time a client has to send a request [10000]\n"
     "  --dir DIR               serve /file/NAME from DIR [none: 404]\n"
+    "  --no-metrics            the pool records no time: no histograms in\n"
+    "                          /stats and /metrics [recorded]\n"
     "  --quiet                 no log on stderr (failures are still printed)\n"
     "  --help                  this text\n"
     "Endpoints: /ping, /fib/N, /sha256 (POST), /primes/N, /sleep/MS,\n"
-    "/file/NAME, /stats.\n"
+    "/file/NAME, /stats (JSON), /metrics (Prometheus), /dashboard (a live\n"
+    "page in a browser).\n"
     "SIGINT or SIGTERM: finish running jobs, close, exit 0.\n";
 
 static int parse_uint(const char *s, unsigned long long max,
@@ -79,7 +88,19 @@ typedef struct {
   unsigned long long header_timeout_ms;
   server_mode_t mode;
   int quiet;
+  int no_metrics;
 } options_t;
+
+/* An option without a value: 1 if `name` is one (then it is set). */
+static int parse_flag(const char *name, options_t *o) {
+  if (strcmp(name, "--quiet") == 0)
+    o->quiet = 1;
+  else if (strcmp(name, "--no-metrics") == 0)
+    o->no_metrics = 1;
+  else
+    return 0;
+  return 1;
+}
 
 /* 0, 1 for --help, -1 for a bad argument. */
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -90,8 +111,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
     name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
       return 1;
-    if (strcmp(name, "--quiet") == 0) {
-      o->quiet = 1;
+    if (parse_flag(name, o)) {
       i--; /* takes no value */
       continue;
     }
@@ -237,6 +257,17 @@ static void on_error_response(conn_t *c, int status) {
   }
 }
 
+/* "on" when the pool records time (--no-metrics or TANDEM_METRICS=off
+ * switch it off; --mode inline has no pool). */
+static const char *metrics_state(const server_t *srv) {
+  tandem_metrics_t m;
+
+  return srv->pool != NULL && tandem_pool_metrics(srv->pool, &m) == 0 &&
+                 m.enabled
+             ? "on"
+             : "off";
+}
+
 static void log_start(const server_t *srv, const options_t *o) {
   struct sockaddr_storage name;
   int len = sizeof(name);
@@ -256,13 +287,14 @@ static void log_start(const server_t *srv, const options_t *o) {
     snprintf(queue, sizeof(queue), "%llu", o->max_queued);
   else
     snprintf(queue, sizeof(queue), "no limit");
-  log_line("tandem %s, listening on %s, mode %s, %s; limits: %llu "
-           "connections, body %llu B, head %llu B, header timeout %llu ms, "
-           "waiting jobs %s; files from %s",
+  log_line("tandem %s, listening on %s, mode %s, %s, metrics %s; limits: "
+           "%llu connections, body %llu B, head %llu B, header timeout %llu "
+           "ms, waiting jobs %s; files from %s",
            tandem_version_string(), where,
            srv->mode == MODE_HYBRID ? "hybrid" : "inline", workers,
-           o->max_conns, o->max_body, o->max_header, o->header_timeout_ms,
-           queue, o->dir != NULL ? o->dir : "nowhere (no --dir)");
+           metrics_state(srv), o->max_conns, o->max_body, o->max_header,
+           o->header_timeout_ms, queue,
+           o->dir != NULL ? o->dir : "nowhere (no --dir)");
 }
 
 static void log_totals(const server_t *srv) {
@@ -298,6 +330,7 @@ static void on_signal(uv_signal_t *handle, int signum) {
   srv->stopping = 1;
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  metrics_stop(srv);
   /* Queued jobs are cancelled (their answer is 503), running ones finish;
    * once the last after callback has run, the tandem handle closes. */
   http_stop(srv);
@@ -365,6 +398,7 @@ int main(int argc, char **argv) {
      * /ping just arrived) preempt a busy worker instead of waiting. */
     topt.worker_nice = (int)opt.worker_nice;
     topt.max_queued = (unsigned)opt.max_queued;
+    topt.metrics = opt.no_metrics ? -1 : 0; /* 0: on, unless TANDEM_METRICS */
     r = tandem_pool_new(&srv.pool, &topt);
     if (r == 0)
       r = tandem_init(&loop, &srv.tandem, srv.pool);
@@ -386,6 +420,11 @@ int main(int argc, char **argv) {
     r = uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
   if (r != 0) { /* nothing runs yet: give up at once */
     fprintf(stderr, "signals: %s\n", uv_strerror(r));
+    return 1;
+  }
+  r = metrics_start(&srv);
+  if (r != 0) {
+    fprintf(stderr, "metrics: %s\n", uv_strerror(r));
     return 1;
   }
 

@@ -12,7 +12,16 @@
  *                    (TANDEM_JOB_BLOCKING), on the pool's blocking threads,
  *                    so it never holds a compute worker
  *   GET  /file/NAME  the file NAME of --dir, read by a blocking job
- *   GET  /stats      server counters and tandem_pool_stats() as JSON
+ *   GET  /stats      JSON: the server's counters (requests by endpoint,
+ *                    responses by status, rates over the last second),
+ *                    tandem_pool_stats(), and tandem's time (wait, run and
+ *                    loop lag histograms, busy workers; null with
+ *                    --no-metrics or in --mode inline): metrics.c
+ *   GET  /metrics    the same in Prometheus text format: metrics.c
+ *   GET  /dashboard  a live page drawing /stats each second: dashboard.c
+ *
+ * Each routed request is counted by endpoint (endpoint_of), each response
+ * by status (conn_respond).
  *
  * A job the pool refuses because --max-queued jobs already wait
  * (UV_EAGAIN) is answered 503 with "Retry-After: 1".  In --mode inline the
@@ -22,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +39,7 @@
 
 #include <nettle/sha2.h>
 
+#include "dashboard.h"
 #include "server.h"
 
 #ifndef PRIMES_GRAIN /* the fuzz build lowers these with the caps */
@@ -288,6 +297,7 @@ static void on_job_done(tandem_work_t *req, int status) {
   /* A job that gave up has no result, whatever the status says. */
   if (stopped)
     status = UV_ECANCELED;
+  srv->jobs_done += status == 0;
   if (status == UV_ECANCELED) {
     srv->jobs_cancelled++;
     srv->jobs_stopped += (uint64_t)stopped;
@@ -322,6 +332,7 @@ static void job_start(conn_t *c, job_kind_t kind, uint64_t n) {
 
   if (srv->mode == MODE_INLINE) {
     job_run(job); /* the loop thread stops serving anyone else meanwhile */
+    srv->jobs_done++;
     job_answer(c, 0);
     free(job->file);
     job->file = NULL;
@@ -352,92 +363,6 @@ static void job_start(conn_t *c, job_kind_t kind, uint64_t n) {
     return;
   }
   conn_job_begin(c);
-}
-
-/* ------------------------------------------------------------- /stats */
-
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} sbuf_t;
-
-static void sb_printf(sbuf_t *sb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf_t *sb, const char *fmt, ...) {
-  va_list ap;
-  int n;
-
-  if (sb->buf == NULL)
-    return; /* an earlier allocation failed */
-  va_start(ap, fmt);
-  n = vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
-  va_end(ap);
-  if (n >= 0 && (size_t)n < sb->cap - sb->len) {
-    sb->len += (size_t)n;
-    return;
-  }
-  free(sb->buf);
-  sb->buf = NULL;
-}
-
-static void sb_worker(sbuf_t *sb, const tandem_worker_stats_t *w) {
-  sb_printf(sb,
-            "{\"jobs\":%" PRIu64 ",\"steals\":%" PRIu64 ",\"injected\":%" PRIu64
-            ",\"parks\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"depth\":%" PRIu64
-            "}",
-            w->jobs, w->steals, w->injected, w->parks, w->wakeups, w->depth);
-}
-
-static void respond_stats(conn_t *c) {
-  server_t *srv = c->srv;
-  tandem_stats_t st;
-  sbuf_t sb;
-  unsigned i, n;
-
-  sb.cap = 2048 + 160 * TANDEM_STATS_MAX_WORKERS;
-  sb.len = 0;
-  sb.buf = malloc(sb.cap);
-  sb_printf(&sb,
-            "{\"mode\":\"%s\",\"connections\":%u,\"accepted\":%" PRIu64
-            ",\"rejected\":%" PRIu64 ",\"requests\":%" PRIu64
-            ",\"timeouts\":%" PRIu64 ",\"abandoned\":%" PRIu64
-            ",\"jobs_queued\":%" PRIu64 ",\"jobs_in_flight\":%u"
-            ",\"jobs_running\":%u,\"jobs_rejected\":%" PRIu64
-            ",\"jobs_cancelled\":%" PRIu64 ",\"jobs_stopped\":%" PRIu64
-            ",\"pool\":",
-            srv->mode == MODE_INLINE ? "inline" : "hybrid", srv->nconns,
-            srv->accepted, srv->rejected, srv->requests, srv->timeouts,
-            srv->abandoned, srv->jobs_queued, srv->jobs_in_flight,
-            http_jobs_running(srv), srv->jobs_rejected, srv->jobs_cancelled,
-            srv->jobs_stopped);
-  if (srv->pool == NULL || tandem_pool_stats(srv->pool, &st) != 0) {
-    sb_printf(&sb, "null}\n");
-  } else {
-    sb_printf(
-        &sb,
-        "{\"workers\":%u,\"inject_depth\":%" PRIu64 ",\"cancelled\":%" PRIu64
-        ",\"rejected\":%" PRIu64 ",\"expired\":%" PRIu64 ",\"queued\":%" PRIu64
-        ",\"blocking_jobs\":%" PRIu64 ",\"blocking_threads\":%u"
-        ",\"blocking_idle\":%u,\"total\":",
-        st.workers, st.inject_depth, st.cancelled, st.rejected, st.expired,
-        st.queued, st.blocking_jobs, st.blocking_threads, st.blocking_idle);
-    sb_worker(&sb, &st.total);
-    sb_printf(&sb, ",\"worker\":[");
-    n = st.workers < TANDEM_STATS_MAX_WORKERS ? st.workers
-                                              : TANDEM_STATS_MAX_WORKERS;
-    for (i = 0; i < n; i++) {
-      sb_printf(&sb, i ? "," : "");
-      sb_worker(&sb, &st.worker[i]);
-    }
-    sb_printf(&sb, "]}}\n");
-  }
-  if (sb.buf == NULL) {
-    respond_text(c, 500, "out of memory\n");
-    return;
-  }
-  conn_respond(c, 200, NULL, "application/json", sb.buf, sb.len);
-  free(sb.buf);
 }
 
 /* ------------------------------------------------------------ routing */
@@ -506,6 +431,28 @@ static int path_has_prefix(const char *path, size_t len, const char *prefix) {
   return len >= n && memcmp(path, prefix, n) == 0;
 }
 
+/* The endpoint a path asks for, to count it; "other" when none is. */
+static endpoint_t endpoint_of(const char *path, size_t len) {
+  static const struct {
+    const char *path;
+    int prefix; /* path is a prefix: "/fib/" takes "/fib/N" */
+    endpoint_t ep;
+  } table[] = {
+      {"/ping", 0, EP_PING},           {"/fib/", 1, EP_FIB},
+      {"/sha256", 0, EP_SHA256},       {"/primes/", 1, EP_PRIMES},
+      {"/sleep/", 1, EP_SLEEP},        {"/file/", 1, EP_FILE},
+      {"/stats", 0, EP_STATS},         {"/metrics", 0, EP_METRICS},
+      {"/dashboard", 0, EP_DASHBOARD},
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+    if (table[i].prefix ? path_has_prefix(path, len, table[i].path)
+                        : path_is(path, len, table[i].path))
+      return table[i].ep;
+  return EP_OTHER;
+}
+
 static int method_is(conn_t *c, int method) {
   if (c->method == method || (method == HTTP_GET && c->method == HTTP_HEAD))
     return 1;
@@ -515,27 +462,54 @@ static int method_is(conn_t *c, int method) {
   return 0;
 }
 
-void route_request(conn_t *c) {
+/* The path of the request target, and the request counted by endpoint;
+ * -1 (answered 400) when the target has no path. */
+static int request_path(conn_t *c, const char **path, size_t *len) {
   struct http_parser_url u;
-  const char *path;
-  size_t len;
-  int64_t n;
 
   http_parser_url_init(&u);
   if (http_parser_parse_url(c->url, c->url_len, 0, &u) != 0 ||
       !(u.field_set & (1 << UF_PATH))) {
+    metrics_count_request(c->srv, EP_OTHER);
     respond_text(c, 400, "bad request target\n");
-    return;
+    return -1;
   }
-  path = c->url + u.field_data[UF_PATH].off;
-  len = u.field_data[UF_PATH].len;
+  *path = c->url + u.field_data[UF_PATH].off;
+  *len = u.field_data[UF_PATH].len;
+  metrics_count_request(c->srv, endpoint_of(*path, *len));
+  return 0;
+}
 
+/* The pages that watch the server: /stats, /metrics, /dashboard.  Returns
+ * 0 if `path` is none of them. */
+static int route_observing(conn_t *c, const char *path, size_t len) {
+  void (*respond)(conn_t *c);
+
+  if (path_is(path, len, "/stats"))
+    respond = respond_stats;
+  else if (path_is(path, len, "/metrics"))
+    respond = respond_metrics;
+  else if (path_is(path, len, "/dashboard"))
+    respond = respond_dashboard;
+  else
+    return 0;
+  if (method_is(c, HTTP_GET))
+    respond(c);
+  return 1;
+}
+
+void route_request(conn_t *c) {
+  const char *path;
+  size_t len;
+  int64_t n;
+
+  if (request_path(c, &path, &len) != 0)
+    return;
   if (path_is(path, len, "/ping")) {
     if (method_is(c, HTTP_GET))
       respond_text(c, 200, "pong\n");
-  } else if (path_is(path, len, "/stats")) {
-    if (method_is(c, HTTP_GET))
-      respond_stats(c);
+  } else if (route_observing(c, path, len)) {
+    /* answered: /stats, /metrics or /dashboard */
   } else if (path_has_prefix(path, len, "/fib/")) {
     if (!method_is(c, HTTP_GET))
       return;

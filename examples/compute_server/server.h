@@ -7,6 +7,9 @@
  *   http.c    connections: accept, read, parse (http-parser), respond,
  *             timeouts, closing
  *   routes.c  the endpoints and the jobs they run on the pool
+ *   metrics.c the server's counters and rates, and the two reports of
+ *             them and of tandem's time: /stats (JSON) and /metrics
+ *             (Prometheus text)
  *
  * Threads.  Everything in this program runs on the loop thread except the
  * job functions in routes.c (job_run, primes_range), which run on pool
@@ -56,6 +59,42 @@
 
 typedef enum { MODE_HYBRID, MODE_INLINE } server_mode_t;
 
+/* What a routed request asked for, counted in server_t.endpoints; the
+ * names are endpoint_name()'s (the keys of /stats and the labels of
+ * /metrics). */
+typedef enum {
+  EP_PING,
+  EP_FIB,
+  EP_SHA256,
+  EP_PRIMES,
+  EP_SLEEP,
+  EP_FILE,
+  EP_STATS,
+  EP_METRICS,
+  EP_DASHBOARD,
+  EP_OTHER, /* anything else: 404, or a target that is not a path */
+  EP_COUNT
+} endpoint_t;
+
+#define STATUS_MAX 600 /* responses are counted by status below this */
+
+/* The cumulative counters the rate timer samples each second. */
+typedef struct {
+  uint64_t at_ns; /* uv_hrtime() when taken */
+  uint64_t requests, jobs_done, endpoints[EP_COUNT];
+  /* tandem_pool_metrics(): its uptime times its workers, and the busy
+   * time summed over the workers; 0 when it records no time */
+  uint64_t workers_ns, workers_busy_ns;
+  uint64_t loop_ns, loop_busy_ns; /* tandem_loop_metrics(), the same way */
+} rate_sample_t;
+
+/* Per second, between the last two samples (0 until there are two). */
+typedef struct {
+  double requests, jobs, endpoints[EP_COUNT];
+  double busy_ratio;      /* of the workers' time, busy: 0..1 */
+  double loop_busy_ratio; /* of the loop thread's time, busy: 0..1 */
+} rates_t;
+
 typedef struct conn_s conn_t;
 
 typedef struct server_s {
@@ -96,7 +135,18 @@ typedef struct server_s {
   uint64_t jobs_cancelled; /* called back with UV_ECANCELED */
   uint64_t jobs_stopped;   /* of those, the ones whose work had begun and
                               gave up when tandem_work_cancelled() said so */
+  uint64_t jobs_done;      /* jobs whose work ran to its end (both modes):
+                              the rate timer's jobs per second */
   char discard[16384];     /* reads of connections being drained land here */
+  /* by status code and endpoint, for /stats and /metrics (metrics.c) */
+  uint64_t responses[STATUS_MAX]; /* sent, by status code */
+  uint64_t endpoints[EP_COUNT];   /* requests routed, by endpoint */
+  /* metrics.c: uptime and rates (metrics_start) */
+  uint64_t started_ns; /* uv_hrtime() at metrics_start() */
+  uv_timer_t rate_timer;
+  int rate_timer_on; /* started and not yet closed */
+  rate_sample_t rate_last;
+  rates_t rates;
 } server_t;
 
 typedef enum {
@@ -191,5 +241,23 @@ unsigned http_jobs_running(const server_t *srv);
 
 /* routes.c */
 void route_request(conn_t *c);
+
+/* metrics.c, loop thread only */
+/* Counts a routed request (route_request calls it once per request). */
+void metrics_count_request(server_t *srv, endpoint_t ep);
+/* Counts a response as it is sent (conn_respond calls it). */
+void metrics_count_response(server_t *srv, int status);
+/* Starts the uptime clock and the rate timer (unref'd: it never keeps the
+ * loop alive); once the pool and the loop run.  Returns 0 or a libuv
+ * error. */
+int metrics_start(server_t *srv);
+/* Closes the rate timer, so that uv_loop_close() finds nothing open; safe
+ * to call twice or without metrics_start(). */
+void metrics_stop(server_t *srv);
+const char *endpoint_name(endpoint_t ep);
+/* GET /stats: the JSON report. */
+void respond_stats(conn_t *c);
+/* GET /metrics: the Prometheus text report. */
+void respond_metrics(conn_t *c);
 
 #endif /* COMPUTE_SERVER_H */

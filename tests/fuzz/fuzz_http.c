@@ -344,14 +344,19 @@ static void print_escaped(const char *label, const char *p, size_t n) {
   fputc('\n', stderr);
 }
 
-static int mentions_stats(const uint8_t *data, size_t size) {
-  static const char s[] = "/stats";
-  size_t i;
+static int mentions(const uint8_t *data, size_t size, const char *s) {
+  size_t i, n = strlen(s);
 
-  for (i = 0; i + sizeof(s) - 1 <= size; i++)
-    if (memcmp(data + i, s, sizeof(s) - 1) == 0)
+  for (i = 0; i + n <= size; i++)
+    if (memcmp(data + i, s, n) == 0)
       return 1;
   return 0;
+}
+
+/* /stats and /metrics report the mode, the pool and the time: their
+ * answers differ between the two servers. */
+static int mentions_stats(const uint8_t *data, size_t size) {
+  return mentions(data, size, "/stats") || mentions(data, size, "/metrics");
 }
 
 /* ------------------------------------------------------------- set-up */
