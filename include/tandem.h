@@ -512,9 +512,7 @@ struct tandem_work_s {
   /* private: tandem_parallel_for_async's arguments */
   uintptr_t range_[5];
   uint64_t deadline_; /* a uv_hrtime() value, with TDM_OPT_DEADLINE */
-  uint64_t queued_at_; /* clock readings (src/clock.h) while the pool */
-  uint64_t done_at_;   /* records time: queued, work_cb returned */
-  void *reserved_[1];
+  void *reserved_[3];
   /** \endcond */
 };
 

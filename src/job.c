@@ -212,11 +212,11 @@ static int refuse(tandem_pool_t *pool, tandem_work_t *req) {
 /* The HIGH lane or a blocking thread ran `req` (no worker): it records in
  * the blocking side's histograms (shared) or the lane's. */
 static __attribute__((noinline)) void
-rec_other(tandem_pool_t *pool, const tandem_work_t *req, uint64_t start,
-          uint64_t end) {
+rec_other(tandem_pool_t *pool, const tandem_work_t *req, uint64_t queued,
+          uint64_t start, uint64_t end) {
   tdm_rec_job((req->opts_ & TDM_OPT_BLOCKING) ? &pool->blocking_rec
                                               : &pool->lane_rec,
-              req->queued_at_, start, end);
+              queued, start, end);
 }
 
 /* Is this a worker's top-level item?  Then pool.c's run_timed read the
@@ -229,19 +229,23 @@ static inline uint64_t timed_start(const tdm_worker_t *w) {
   return top_level(w) ? w->tick : tdm_clock_now();
 }
 
+/* Before work_cb of a job of a timed pool: its queued reading, which
+ * status_ and opts_ hold until then (pool.h). */
+#define TIMED_QUEUED(pool, req) ((pool)->timed ? tdm_req_queued(req) : 0)
+
 /* Right after work_cb of a job of a timed pool: one reading, its end,
  * which times its run, its wait (from queued_at_) and, through done_at_,
  * its loop's lag. */
 static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
                              tandem_work_t *req, unsigned opts,
-                             uint64_t start) {
+                             uint64_t queued, uint64_t start) {
   uint64_t end = tdm_clock_now();
 
   if (w != NULL)
-    tdm_rec_job(&w->rec, req->queued_at_, start, end);
+    tdm_rec_job(&w->rec, queued, start, end);
   else
-    rec_other(pool, req, start, end);
-  req->done_at_ = end;
+    rec_other(pool, req, queued, start, end);
+  tdm_req_set_done(req, end);
   req->opts_ = opts | TDM_OPT_TIMED; /* published by the completion */
   if (top_level(w)) {
     w->tick = end;
@@ -254,6 +258,7 @@ static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
 static void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
                       tandem_work_t *req) {
   uint64_t start = timed_start(w);
+  uint64_t queued = tdm_req_queued(req);
   int status;
 
   status = refuse_closing(pool, req);
@@ -264,7 +269,7 @@ static void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
   tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
   req->work_cb_(req);
   status = was_cancelled(req) ? UV_ECANCELED : 0;
-  timed_end(pool, w, req, req->opts_, start);
+  timed_end(pool, w, req, req->opts_, queued, start);
   tandem__complete(req, status);
 }
 
@@ -277,6 +282,7 @@ run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   unsigned opts = req->opts_;
   unsigned cls = opts & TDM_OPT_CLASS;
   uint64_t start = pool->timed ? timed_start(w) : 0;
+  uint64_t queued = TIMED_QUEUED(pool, req);
   int status;
 
   if (opts & TDM_OPT_COUNTED)
@@ -295,7 +301,7 @@ run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   if (cls != TDM_CLS_NORMAL)
     running(pool, w, cls, -1);
   if (pool->timed)
-    timed_end(pool, w, req, opts, start);
+    timed_end(pool, w, req, opts, queued, start);
   tandem__complete(req, status);
 }
 
@@ -303,7 +309,7 @@ void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
                      tandem_work_t *req) {
   int status;
 
-  if (req->opts_ & ~TDM_OPT_FROM_LOOP) {
+  if (req->opts_ & TDM_OPT_BITS & ~TDM_OPT_FROM_LOOP) {
     run_with_options(pool, w, req);
     return;
   }

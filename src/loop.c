@@ -295,9 +295,9 @@ static tandem_work_t *take_all(tandem_t *t) {
  * its lag (when its work ran) and the jobs that callback queues. */
 static inline void time_callback(tdm_loop_rec_t *m, const tandem_work_t *req,
                                  unsigned opts) {
-  m->tick = tdm_clock_now();
+  (void)tdm_loop_rec_tick(m); /* in m->tick, for the submits too */
   if (opts & TDM_OPT_TIMED)
-    tdm_hist_add(&m->lag, tdm_clock_since(req->done_at_, m->tick));
+    tdm_hist_add(&m->lag, tdm_req_since(tdm_req_done(req), m->tick));
 }
 
 /* Loop thread: runs the after callbacks of everything completed so far.
@@ -319,6 +319,7 @@ static unsigned drain(tandem_t *t) {
   n = 0;
   ext = 0;
   m = tdm_loop_rec(t);
+  tdm_loop_rec_drain(m);
   t->flags_ |= F_DRAINING;
   for (; req != NULL; req = next) {
     next = req->next_;
@@ -690,6 +691,7 @@ static inline __attribute__((always_inline)) int
 queue_job(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
           tandem_after_work_cb after_cb, unsigned bits, uint64_t deadline,
           void (*setup)(tandem_work_t *req, void *arg), void *arg) {
+  unsigned word;
   bool expired;
   int from_loop;
   int err;
@@ -708,12 +710,15 @@ queue_job(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
   req->tandem = t;
   req->work_cb_ = work_cb;
   req->after_cb_ = after_cb;
-  req->status_ = 0;
-  req->opts_ = bits | (from_loop ? TDM_OPT_FROM_LOOP : 0);
+  word = bits | (from_loop ? TDM_OPT_FROM_LOOP : 0);
   if (t->pool->timed) /* inside an after callback: that callback's start */
-    req->queued_at_ = from_loop && (t->flags_ & F_DRAINING)
-                          ? tdm_loop_rec(t)->tick
-                          : tdm_clock_now();
+    word = tdm_req_stamp(req, word,
+                         from_loop && (t->flags_ & F_DRAINING)
+                             ? tdm_loop_rec(t)->tick
+                             : tdm_clock_now());
+  else
+    req->status_ = 0;
+  req->opts_ = word;
   tdm_store_u32(&req->cancel_, 0); /* a cancel may store 1 concurrently */
   if (bits & TDM_OPT_DEADLINE)
     req->deadline_ = deadline; /* on the request's second line: only then */

@@ -25,6 +25,9 @@ void tdm_loop_rec_start(tandem_t *t, bool on) {
   m->on = on;
   if (!on)
     return;
+  /* ns -> ticks: the inverse of tdm_clock_ns's factor. */
+  m->short_ticks = ((uint64_t)TDM_SHORT_CALLBACK_NS << TDM_CLOCK_SHIFT) /
+                   tdm_clock_mult;
   /* Cannot fail for this option (libuv sets a flag); from here libuv
    * counts the time its poll blocks, ours from idle_base on. */
   (void)uv_loop_configure(t->loop, UV_METRICS_IDLE_TIME);

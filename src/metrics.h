@@ -60,7 +60,11 @@ static inline void tdm_rec_job(tdm_rec_t *r, uint64_t queued, uint64_t start,
 typedef struct tdm_loop_rec_s {
   bool on;            /* the pool records time */
   uint64_t tick;      /* loop thread, while draining: the reading at the
-                         current after callback's start */
+                         current after callback's start, or a little
+                         before it (tdm_loop_rec_tick) */
+  uint64_t short_ticks; /* TDM_SHORT_CALLBACK_NS in ticks */
+  unsigned skip;      /* callbacks left before the next reading */
+  unsigned since;     /* callbacks since the last reading */
   uint64_t made;      /* uv_hrtime() at tandem_init */
   uint64_t idle_base; /* uv_metrics_idle_time() then */
   tandem_histogram_t lag;
@@ -78,6 +82,41 @@ void tdm_loop_rec_free(tandem_t *t);
 
 static inline tdm_loop_rec_t *tdm_loop_rec(const tandem_t *t) {
   return (tdm_loop_rec_t *)t->metrics_;
+}
+
+/* A clock reading costs about as much as a whole round trip's loop-side
+ * work costs in ten (bench/README.md, "metrics on vs off"), so while
+ * after callbacks are short the loop reads the clock before every
+ * TDM_READ_EVERY-th one, and the callbacks between use that reading: a
+ * lag or queued time is then early by at most TDM_READ_EVERY - 1 short
+ * callbacks.  Short: the callbacks since the last reading took less than
+ * TDM_SHORT_CALLBACK_NS each on average; otherwise every callback reads
+ * the clock.  The first callback of each drain always does. */
+#define TDM_READ_EVERY 8
+#define TDM_SHORT_CALLBACK_NS 500
+
+/* Loop thread, at the start of a drain: the next callback reads. */
+static inline void tdm_loop_rec_drain(tdm_loop_rec_t *m) {
+  m->skip = 0;
+  m->since = 0;
+}
+
+/* Loop thread, before an after callback: the reading it is timed by. */
+static inline uint64_t tdm_loop_rec_tick(tdm_loop_rec_t *m) {
+  uint64_t now;
+
+  if (m->skip != 0) {
+    m->skip--;
+    m->since++;
+    return m->tick;
+  }
+  now = tdm_clock_now();
+  m->skip = m->since != 0 && now - m->tick < m->since * m->short_ticks
+                ? TDM_READ_EVERY - 1
+                : 0;
+  m->since = 1;
+  m->tick = now;
+  return now;
 }
 
 #endif /* TANDEM_METRICS_H */

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tandem.h"
 
@@ -52,8 +53,54 @@ enum { TDM_CLS_NORMAL = 0, TDM_CLS_HIGH = 1, TDM_CLS_LOW = 2 };
 #define TDM_OPT_DEADLINE 8u /* deadline_ is set */
 #define TDM_OPT_COUNTED 16u /* counted against max_queued until it starts */
 #define TDM_OPT_FROM_LOOP 32u /* queued on its loop's thread */
-#define TDM_OPT_TIMED 64u /* its work ran and done_at_ holds the end: set
-                             by the worker, read by the loop (lag) */
+#define TDM_OPT_TIMED 64u /* its work ran and its end reading is kept (see
+                             tdm_req_done): set by the worker, read by the
+                             loop (lag) */
+#define TDM_OPT_BITS 0xffu /* the flags above; opts_'s upper 24 bits hold
+                              part of the queued reading (tdm_req_stamp) */
+
+/* A timed pool's readings of a request live on its first line, the line a
+ * round trip moves anyway (a field of their own on the second line cost a
+ * cache line more per job, and the second line of a request in an array
+ * is the first of the next): from the submit to the start, the queued
+ * reading's low 32 bits in status_ (unused until the completion writes
+ * it) and its next 24 bits in opts_ above TDM_OPT_BITS; once work_cb has
+ * returned, the end reading in work_cb_'s bytes (unused until the next
+ * submit writes it).  Readings are compared modulo 2^56. */
+#define TDM_STAMP_MASK ((UINT64_C(1) << 56) - 1)
+
+_Static_assert(sizeof(tandem_work_cb) == sizeof(uint64_t),
+               "work_cb_ holds a reading once work_cb has returned");
+
+/* The submit: opts_ for `bits` with the queued reading `ticks`; the
+ * caller stores the returned word in opts_ (one store with the flags). */
+static inline unsigned tdm_req_stamp(tandem_work_t *req, unsigned bits,
+                                     uint64_t ticks) {
+  req->status_ = (int)(uint32_t)ticks;
+  return bits | (unsigned)((ticks >> 32) & 0xffffffu) << 8;
+}
+
+/* The worker, before the start: the queued reading. */
+static inline uint64_t tdm_req_queued(const tandem_work_t *req) {
+  return ((uint64_t)(req->opts_ >> 8) << 32) | (uint32_t)req->status_;
+}
+
+/* The nanoseconds from reading `from` (56 bits kept) to reading `to`. */
+static inline uint64_t tdm_req_since(uint64_t from, uint64_t to) {
+  return tdm_clock_ns((to - from) & TDM_STAMP_MASK);
+}
+
+/* The worker after work_cb, and the loop before the after callback. */
+static inline void tdm_req_set_done(tandem_work_t *req, uint64_t ticks) {
+  memcpy(&req->work_cb_, &ticks, sizeof(ticks));
+}
+
+static inline uint64_t tdm_req_done(const tandem_work_t *req) {
+  uint64_t ticks;
+
+  memcpy(&ticks, &req->work_cb_, sizeof(ticks));
+  return ticks;
+}
 
 /* A request's life, in req->state_.  In-flight values are unlikely bit
  * patterns so that an uninitialised request (as uv_work_t may be) is taken

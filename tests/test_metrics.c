@@ -319,21 +319,28 @@ START_TEST(parked_and_loop_idle) {
   tandem_metrics_t m1, m2;
   tandem_loop_metrics_t lm;
   uv_timer_t timer;
+  uint64_t t0;
+  uint64_t slept;
 
   open_pool(2, 1);
   /* Let the workers finish their first search and park. */
   spin_until(uv_hrtime() + 20 * MS);
   ck_assert_int_eq(tandem_pool_metrics(fx.pool, &m1), 0);
+  t0 = uv_hrtime();
+  uv_update_time(&fx.loop); /* the timer counts from now, not from before */
   uv_timer_init(&fx.loop, &timer);
   uv_timer_start(&timer, on_timer, 100, 0);
   uv_run(&fx.loop, UV_RUN_DEFAULT); /* sleeps ~100 ms in epoll */
   uv_close((uv_handle_t *)&timer, NULL);
   uv_run(&fx.loop, UV_RUN_DEFAULT);
+  slept = uv_hrtime() - t0;
+  ck_assert_uint_ge(slept, 100 * MS);
   ck_assert_int_eq(tandem_pool_metrics(fx.pool, &m2), 0);
   ck_assert_uint_eq(m2.total.busy, 0);
-  ck_assert_uint_ge(m2.total.parked_ns, m1.total.parked_ns + 2 * 60 * MS);
+  /* Both workers parked nearly all along (a wake-up costs a little). */
+  ck_assert_uint_ge(m2.total.parked_ns, m1.total.parked_ns + 2 * slept * 6 / 10);
   ck_assert_int_eq(tandem_loop_metrics(&fx.tandem, &lm), 0);
-  ck_assert_uint_ge(lm.idle_ns, 60 * MS);
+  ck_assert_uint_ge(lm.idle_ns, slept * 6 / 10);
   fixture_close(&fx);
 }
 END_TEST
@@ -424,9 +431,12 @@ START_TEST(tasks_not_counted) {
   ck_assert_uint_eq(atomic_load(&summed), 400000);
   ck_assert_int_eq(tandem_pool_metrics(fx.pool, &m), 0);
   ck_assert_int_eq(tandem_pool_stats(fx.pool, &st), 0);
+  ck_assert_uint_eq(m.wait.count, 4);
   ck_assert_uint_eq(m.run.count, 4);
   ck_assert_uint_eq(m.total.jobs, 4);
-  ck_assert_uint_gt(st.total.jobs, 4); /* the stats count the tasks */
+  /* (tandem_stats_t's jobs count the tasks other workers took too, but
+   * whether they took any is up to the scheduler.) */
+  ck_assert_uint_ge(st.total.jobs, 4);
   fixture_close(&fx);
 }
 END_TEST
