@@ -225,13 +225,17 @@ static inline bool top_level(const tdm_worker_t *w) {
   return w != NULL && w->nested == 0;
 }
 
-static inline uint64_t timed_start(const tdm_worker_t *w) {
-  return top_level(w) ? w->tick : tdm_clock_now();
+/* A job's start: the worker's reading when it went straight on from the
+ * item before -- unless the job was queued after that reading (a round
+ * trip queues the next job while the worker looks for it): then a reading
+ * of its own, or its wait would be negative. */
+static inline uint64_t timed_start(const tdm_worker_t *w, uint64_t queued) {
+  if (top_level(w) &&
+      ((w->tick - queued) & TDM_STAMP_MASK) < TDM_STAMP_MASK / 2)
+    return w->tick;
+  return tdm_clock_now();
 }
 
-/* Before work_cb of a job of a timed pool: its queued reading, which
- * status_ and opts_ hold until then (pool.h). */
-#define TIMED_QUEUED(pool, req) ((pool)->timed ? tdm_req_queued(req) : 0)
 
 /* Right after work_cb of a job of a timed pool: one reading, its end,
  * which times its run, its wait (from queued_at_) and, through done_at_,
@@ -257,8 +261,8 @@ static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
  * with the clock. */
 static void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
                       tandem_work_t *req) {
-  uint64_t start = timed_start(w);
   uint64_t queued = tdm_req_queued(req);
+  uint64_t start = timed_start(w, queued);
   int status;
 
   status = refuse_closing(pool, req);
@@ -281,8 +285,8 @@ static __attribute__((noinline)) void
 run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   unsigned opts = req->opts_;
   unsigned cls = opts & TDM_OPT_CLASS;
-  uint64_t start = pool->timed ? timed_start(w) : 0;
-  uint64_t queued = TIMED_QUEUED(pool, req);
+  uint64_t queued = pool->timed ? tdm_req_queued(req) : 0;
+  uint64_t start = pool->timed ? timed_start(w, queued) : 0;
   int status;
 
   if (opts & TDM_OPT_COUNTED)

@@ -248,6 +248,38 @@ START_TEST(counts_exact_over_workers) {
 }
 END_TEST
 
+/* One job in flight, queued again from its after callback: each waits
+ * from its queueing to its start, never 0 -- a worker that went straight
+ * on from the job before must not take its end for the next one's start
+ * when the next one was queued after that end. */
+static int pingpong_left;
+
+static void after_requeue(tandem_work_t *req, int status) {
+  after_count(req, status);
+  if (--pingpong_left > 0)
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, req, work_empty,
+                                       after_requeue), 0);
+}
+
+START_TEST(round_trip_waits_not_zero) {
+  enum { N = 3000 };
+  static tandem_work_t req;
+  tandem_metrics_t m;
+
+  open_pool(2, 1);
+  pingpong_left = N;
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &req, work_empty,
+                                     after_requeue), 0);
+  run_all(N);
+  ck_assert_int_eq(tandem_pool_metrics(fx.pool, &m), 0);
+  ck_assert_uint_eq(m.wait.count, N);
+  ck_assert_msg(m.wait.bucket[0] <= N / 100,
+                "%llu of %d waits recorded as 0 ns",
+                (unsigned long long)m.wait.bucket[0], N);
+  fixture_close(&fx);
+}
+END_TEST
+
 /* Jobs queued from another thread, and jobs cancelled before they start:
  * only the ones that ran are counted. */
 static hold_t gate;
@@ -564,6 +596,7 @@ static Suite *metrics_suite(void) {
   tc = tcase_create("pool");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, counts_exact_over_workers);
+  tcase_add_test(tc, round_trip_waits_not_zero);
   tcase_add_test(tc, cancelled_not_counted);
   tcase_add_test(tc, busy_now);
   tcase_add_test(tc, parked_and_loop_idle);
