@@ -22,6 +22,28 @@
  *               cannot run in parallel, so on the 10 us jobs the parallel
  *               efficiency falls to about 1/K.
  *
+ * and, only when --peers names it, a sixth for the price of time recording
+ * (tandem_options_t.metrics):
+ *
+ *   tandem_off(K) a second pool of K workers made with metrics off, on a
+ *               loop of its own.  tandem(K)'s pool records time (metrics
+ *               on, set explicitly).  In each repetition the two run each
+ *               (kind, window) back to back, the first of the two
+ *               alternating from case to case and from rep to rep, so a
+ *               drift of the machine hits both alike; bench/tandem-bench
+ *               --only metrics prints their per-rep ratios.
+ *
+ * The wait of a job (queued until its work callback starts), per (kind,
+ * window) over every rep: tandem(K)'s from its pool's own histogram
+ * (tandem_pool_metrics() before and after each measurement, outside the
+ * timed part, the difference bucket by bucket; not when tandem_off(K) is
+ * measured, see records_wait()); uv(4)'s and uv(K)'s measured from outside,
+ * on every WAIT_SAMPLE_EVERY-th job: uv_hrtime() just before uv_queue_work
+ * on the loop thread, again when the work callback starts, both kept in
+ * the request and recorded in a tandem_histogram_t by the after callback,
+ * on the loop thread (no shared counter in libuv's hot path, and two clock
+ * reads per eight jobs, not per job, so uv's jobs/s hardly moves).
+ *
  * For each (kind, W) its JSON report (cli.h: on stdout, or --json FILE)
  * holds every repetition's elapsed time, jobs/s and us per job (elapsed /
  * N, which at W = 1 is the latency of one job), the ratios tandem / each
@@ -53,6 +75,7 @@
 #include "tandem.h"
 
 #include "cli.h"
+#include "hist.h"
 #include "json_write.h"
 #include "peers/textbook_pool.h"
 #include "reexec.h"
@@ -64,19 +87,32 @@
 #define WATCHDOG_MS 30000       /* one measurement gives up after this */
 #define CHILD_TIMEOUT_MS 180000 /* one uv(K) child gives up after this */
 #define UV_DEFAULT_THREADS 4    /* libuv 1.44 without UV_THREADPOOL_SIZE */
+#define WAIT_SAMPLE_EVERY 8     /* uv peers: time the wait of every 8th job */
+#define CHILD_OUT_MAX 65536     /* what the uv(K) child prints */
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
 
 enum { KIND_EMPTY, KIND_SPIN, NKINDS };
-enum { PEER_UV, PEER_UVN, PEER_TANDEM, PEER_TEXTBOOK, PEER_GIL, NPEERS };
+enum {
+  PEER_UV,
+  PEER_UVN,
+  PEER_TANDEM,
+  PEER_TEXTBOOK,
+  PEER_GIL,
+  PEER_TANDEM_OFF, /* only when --peers names it */
+  NPEERS
+};
 /* How a runner hands jobs to its pool. */
 enum { VIA_UV, VIA_TANDEM, VIA_TEXTBOOK };
 #define NWINDOWS 3
 
 static const unsigned windows[NWINDOWS] = {1, 64, 1024};
 static const char *const kind_names[NKINDS] = {"empty", "spin10us"};
-static const char *const peer_keys[NPEERS] = {"uv", "uv_n", "tandem",
-                                              "textbook", "gil"};
-static const char *const peer_names[NPEERS] = {"uv", "uv", "tandem", "textbook",
-                                               "gil"};
+static const char *const peer_keys[NPEERS] = {"uv",       "uv_n", "tandem",
+                                              "textbook", "gil",  "tandem_off"};
+static const char *const peer_names[NPEERS] = {"uv",       "uv",  "tandem",
+                                               "textbook", "gil", "tandem_off"};
 
 /* Jobs per measurement, per kind and window: about 0.1-0.5 s each for
  * libuv's pool on a 2-core VM.  --quick divides them by QUICK_DIV. */
@@ -100,7 +136,20 @@ typedef struct bench_s {
   unsigned threads[NPEERS];
   uint64_t jobs[NKINDS][NWINDOWS];
   double elapsed_ns[NPEERS][NKINDS][NWINDOWS][MAX_REPS];
+  /* Every measured job's wait (uv peers: every WAIT_SAMPLE_EVERY-th),
+   * over the reps; empty for the peers that do not record it. */
+  tandem_histogram_t wait[NPEERS][NKINDS][NWINDOWS];
 } bench_t;
+
+/* A uv_queue_work request with the times of its wait.  They sit right
+ * after the request's last member, work_req, which libuv's pool thread
+ * reads and writes for every job anyway. */
+typedef struct uv_job_s {
+  uv_work_t req;
+  int stamp;           /* time this one: set on the loop thread */
+  uint64_t queued_ns;  /* uv_hrtime() before uv_queue_work, loop thread */
+  uint64_t started_ns; /* uv_hrtime() as its work began, pool thread */
+} uv_job_t;
 
 /* One measurement: `jobs` jobs through one loop, `window` at a time. */
 typedef struct run_s {
@@ -116,6 +165,7 @@ typedef struct run_s {
   uint64_t queued;
   uint64_t done;
   uint64_t t_end;
+  tandem_histogram_t *wait; /* uv peers: record waits here (loop thread) */
   int err;
 } run_t;
 
@@ -125,7 +175,8 @@ typedef struct runner_s {
   uv_loop_t loop;
   uv_timer_t watchdog;
   int via;
-  int gil; /* work callbacks take the_gil */
+  int gil;             /* work callbacks take the_gil */
+  tandem_pool_t *pool; /* its tandem pool, if any */
   tandem_t tandem;
   textbook_pool_t *textbook;
   const char *name;
@@ -139,12 +190,21 @@ static uv_mutex_t the_gil;
 
 /* ------------------------------------------------------------- the jobs */
 
+/* The first thing a uv peer's job does: note when it started, if it is
+ * one of those timed. */
+static void uv_job_started(uv_work_t *req) {
+  uv_job_t *j = container_of(req, uv_job_t, req);
+
+  if (j->stamp)
+    j->started_ns = uv_hrtime();
+}
+
 static void uv_empty_cb(uv_work_t *req) {
-  (void)req;
+  uv_job_started(req);
 }
 
 static void uv_spin_cb(uv_work_t *req) {
-  (void)req;
+  uv_job_started(req);
   spin_run(spin_iters);
 }
 
@@ -199,13 +259,27 @@ static void run_queue_failed(run_t *r, int err) {
     r->err = err;
 }
 
+static void uv_after_cb(uv_work_t *req, int status);
+
+/* Queues job j of a uv peer's run (r->queued counts it already), timing
+ * every WAIT_SAMPLE_EVERY-th when the run records waits. */
+static int uv_job_queue(run_t *r, uv_job_t *j) {
+  j->stamp = r->wait != NULL && r->queued % WAIT_SAMPLE_EVERY == 0;
+  if (j->stamp)
+    j->queued_ns = uv_hrtime();
+  return uv_queue_work(r->loop, &j->req, r->uv_work, uv_after_cb);
+}
+
 static void uv_after_cb(uv_work_t *req, int status) {
+  uv_job_t *j = container_of(req, uv_job_t, req);
   run_t *r = req->data;
   int err;
 
+  if (j->stamp && status == 0)
+    tandem_histogram_record(r->wait, j->started_ns - j->queued_ns);
   if (!run_job_done(r, status))
     return;
-  err = uv_queue_work(r->loop, req, r->uv_work, uv_after_cb);
+  err = uv_job_queue(r, j);
   if (err != 0)
     run_queue_failed(r, err);
 }
@@ -285,6 +359,7 @@ static int runner_init(runner_t *rn, const char *name, int via,
   }
   /* The watchdog must not keep uv_run() alive once the jobs are done. */
   uv_unref((uv_handle_t *)&rn->watchdog);
+  rn->pool = pool;
   if (via == VIA_TANDEM)
     err = tandem_init(&rn->loop, &rn->tandem, pool);
   else if (via == VIA_TEXTBOOK)
@@ -302,7 +377,7 @@ static int runner_init(runner_t *rn, const char *name, int via,
 static void run_start(run_t *r, void *reqs, unsigned window) {
   textbook_work_t *breq;
   tandem_work_t *treq;
-  uv_work_t *ureq;
+  uv_job_t *ujob;
   unsigned i;
   int err;
 
@@ -318,9 +393,9 @@ static void run_start(run_t *r, void *reqs, unsigned window) {
       err = textbook_queue_work(r->textbook, breq, r->textbook_work,
                                 textbook_after_cb);
     } else {
-      ureq = (uv_work_t *)reqs + i;
-      ureq->data = r;
-      err = uv_queue_work(r->loop, ureq, r->uv_work, uv_after_cb);
+      ujob = (uv_job_t *)reqs + i;
+      ujob->req.data = r;
+      err = uv_job_queue(r, ujob);
     }
     if (err != 0) {
       run_queue_failed(r, err);
@@ -347,10 +422,19 @@ static void run_setup(run_t *r, runner_t *rn, int kind, uint64_t jobs) {
   r->jobs = jobs;
 }
 
+/* Snapshots of the pool's time around one measurement (file scope: some
+ * 10 KB each; one measurement at a time). */
+static tandem_metrics_t metrics_before;
+static tandem_metrics_t metrics_after;
+
 /* Runs `jobs` jobs of `kind`, `window` in flight, on the runner's loop and
- * sets *elapsed_ns.  Returns 0 or a libuv error code. */
+ * sets *elapsed_ns; with `wait` non-NULL, adds the jobs' waits to it: a
+ * tandem runner's from its pool's histogram (the difference around the
+ * run, outside the timed part), a uv runner's timed from outside.
+ * Returns 0 or a libuv error code. */
 static int runner_measure(runner_t *rn, int kind, unsigned window,
-                          uint64_t jobs, double *elapsed_ns) {
+                          uint64_t jobs, double *elapsed_ns,
+                          tandem_histogram_t *wait) {
   size_t reqsize;
   uint64_t t0;
   void *reqs;
@@ -358,20 +442,33 @@ static int runner_measure(runner_t *rn, int kind, unsigned window,
   int err;
 
   run_setup(&r, rn, kind, jobs);
+  if (rn->via == VIA_UV)
+    r.wait = wait;
+  else if (rn->via != VIA_TANDEM)
+    wait = NULL;
   reqsize = rn->via == VIA_TANDEM     ? sizeof(tandem_work_t)
             : rn->via == VIA_TEXTBOOK ? sizeof(textbook_work_t)
-                                      : sizeof(uv_work_t);
+                                      : sizeof(uv_job_t);
   reqs = calloc(window, reqsize);
   if (reqs == NULL)
     return UV_ENOMEM;
   rn->watchdog.data = &r;
   err = uv_timer_start(&rn->watchdog, watchdog_cb, WATCHDOG_MS, 0);
+  if (err == 0 && wait != NULL && rn->via == VIA_TANDEM)
+    err = tandem_pool_metrics(rn->pool, &metrics_before);
   if (err == 0) {
     t0 = stats_now_ns();
     run_start(&r, reqs, window);
     uv_run(&rn->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&rn->watchdog);
     err = r.err;
+  }
+  /* Every job's wait is in the pool's histogram by now: each was recorded
+   * as its work began, before its after callback could run. */
+  if (err == 0 && wait != NULL && rn->via == VIA_TANDEM) {
+    err = tandem_pool_metrics(rn->pool, &metrics_after);
+    if (err == 0)
+      hist_add_delta(wait, &metrics_after.wait, &metrics_before.wait);
   }
   free(reqs);
   if (err == 0 && r.done != jobs) {
@@ -391,37 +488,95 @@ static int runner_warm_up(runner_t *rn) {
   double ns;
   int err;
 
-  err = runner_measure(rn, KIND_EMPTY, 64, 20000, &ns);
+  err = runner_measure(rn, KIND_EMPTY, 64, 20000, &ns, NULL);
   if (err == 0)
-    err = runner_measure(rn, KIND_SPIN, 64, 2000, &ns);
+    err = runner_measure(rn, KIND_SPIN, 64, 2000, &ns, NULL);
   if (err != 0)
     return report_err(rn->name, err);
   return 0;
 }
 
+static int selected(int peer);
+
+/* Does this peer's report hold waits?  uv(4) and uv(K) (timed from
+ * outside), and tandem(K) (its pool records time) unless it is measured
+ * against tandem_off(K): then nothing but the recording itself may differ
+ * between the two, not even the snapshots around each run. */
+static int records_wait(int peer) {
+  if (peer == PEER_TANDEM)
+    return !selected(PEER_TANDEM_OFF);
+  return peer == PEER_UV || peer == PEER_UVN;
+}
+
+/* Runs (kind, window w) once as repetition `rep` of `peer`. */
+static int runner_one_case(runner_t *rn, int peer, unsigned rep, int kind,
+                           int w) {
+  int err;
+
+  err = runner_measure(rn, kind, windows[w], bench.jobs[kind][w],
+                       &bench.elapsed_ns[peer][kind][w][rep],
+                       records_wait(peer) ? &bench.wait[peer][kind][w] : NULL);
+  return err != 0 ? report_err(rn->name, err) : 0;
+}
+
 /* Runs every (kind, window) once and stores the times as repetition `rep`
  * of `peer`. */
 static int runner_one_rep(runner_t *rn, int peer, unsigned rep) {
-  double *slot;
   int kind;
   int w;
   int err;
 
-  for (kind = 0; kind < NKINDS; kind++) {
-    for (w = 0; w < NWINDOWS; w++) {
-      slot = &bench.elapsed_ns[peer][kind][w][rep];
-      err = runner_measure(rn, kind, windows[w], bench.jobs[kind][w], slot);
+  for (kind = 0; kind < NKINDS; kind++)
+    for (w = 0; w < NWINDOWS; w++)
+      if ((err = runner_one_case(rn, peer, rep, kind, w)) != 0)
+        return err;
+  return 0;
+}
+
+/* Repetition `rep` of tandem(K), metrics on, and tandem_off(K): each
+ * (kind, window) on both back to back, the first of the two alternating
+ * from case to case and from rep to rep, so that on and off see the same
+ * machine and neither always runs first. */
+static int pair_one_rep(runner_t *on, runner_t *off, unsigned rep) {
+  unsigned c = 0;
+  int first;
+  int kind;
+  int w;
+  int err;
+
+  for (kind = 0; kind < NKINDS; kind++)
+    for (w = 0; w < NWINDOWS; w++, c++) {
+      first = (rep + c) % 2 == 0 ? PEER_TANDEM : PEER_TANDEM_OFF;
+      err =
+          runner_one_case(first == PEER_TANDEM ? on : off, first, rep, kind, w);
+      if (err == 0)
+        err = runner_one_case(
+            first == PEER_TANDEM ? off : on,
+            first == PEER_TANDEM ? PEER_TANDEM_OFF : PEER_TANDEM, rep, kind, w);
       if (err != 0)
-        return report_err(rn->name, err);
+        return err;
     }
-  }
   return 0;
 }
 
 /* ------------------------------------------- libuv's pool of size K, child */
 
+/* Prints the waits of (kind, w) as one line for child_parse():
+ * "h kind w sum_ns max_ns bucket:count bucket:count ...". */
+static void child_print_wait(int kind, int w) {
+  const tandem_histogram_t *h = &bench.wait[PEER_UVN][kind][w];
+  unsigned i;
+
+  printf("h %d %d %" PRIu64 " %" PRIu64, kind, w, h->sum_ns, h->max_ns);
+  for (i = 0; i < TANDEM_HISTOGRAM_BUCKETS; i++)
+    if (h->bucket[i] != 0)
+      printf(" %u:%" PRIu64, i, h->bucket[i]);
+  printf("\n");
+}
+
 /* The child: warm up, run one repetition of every (kind, window) on libuv's
- * pool and print "kind window jobs elapsed_ns" lines on stdout. */
+ * pool and print "kind window jobs elapsed_ns" lines on stdout, then the
+ * waits (child_print_wait). */
 static int child_main(void) {
   runner_t rn;
   int kind;
@@ -438,6 +593,9 @@ static int child_main(void) {
     for (w = 0; w < NWINDOWS; w++)
       printf("%d %d %" PRIu64 " %.0f\n", kind, w, bench.jobs[kind][w],
              bench.elapsed_ns[PEER_UVN][kind][w][0]);
+  for (kind = 0; err == 0 && kind < NKINDS; kind++)
+    for (w = 0; w < NWINDOWS; w++)
+      child_print_wait(kind, w);
   if (runner_close(&rn) != 0 && err == 0)
     err = report_err("uv_loop_close", UV_EBUSY);
   if (fflush(stdout) != 0 && err == 0)
@@ -445,22 +603,55 @@ static int child_main(void) {
   return err == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* Adds one "h ..." line of child_print_wait() to uv(K)'s waits. */
+static int child_parse_wait(const char *line) {
+  tandem_histogram_t h;
+  uint64_t count;
+  unsigned i;
+  int kind;
+  int w;
+  int used;
+
+  memset(&h, 0, sizeof(h));
+  if (sscanf(line, "h %d %d %" SCNu64 " %" SCNu64 "%n", &kind, &w, &h.sum_ns,
+             &h.max_ns, &used) != 4 ||
+      kind < 0 || kind >= NKINDS || w < 0 || w >= NWINDOWS)
+    return UV_EPROTO;
+  for (line += used; *line == ' '; line += used) {
+    if (sscanf(line, " %u:%" SCNu64 "%n", &i, &count, &used) != 2 ||
+        i >= TANDEM_HISTOGRAM_BUCKETS)
+      return UV_EPROTO;
+    h.bucket[i] += count;
+    h.count += count;
+  }
+  tandem_histogram_merge(&bench.wait[PEER_UVN][kind][w], &h);
+  return 0;
+}
+
 /* Stores the child's lines as repetition `rep` of uv(K). */
-static int child_parse(const char *buf, unsigned rep) {
+static int child_parse(char *buf, unsigned rep) {
+  char *line;
+  char *save;
   uint64_t jobs;
   double ns;
   int kind;
   int w;
   int seen;
-  int used;
 
-  for (seen = 0; sscanf(buf, "%d %d %" SCNu64 " %lf\n%n", &kind, &w, &jobs, &ns,
-                        &used) == 4;
-       buf += used, seen++) {
-    if (kind < 0 || kind >= NKINDS || w < 0 || w >= NWINDOWS ||
+  seen = 0;
+  for (line = strtok_r(buf, "\n", &save); line != NULL;
+       line = strtok_r(NULL, "\n", &save)) {
+    if (line[0] == 'h') {
+      if (child_parse_wait(line) != 0)
+        return UV_EPROTO;
+      continue;
+    }
+    if (sscanf(line, "%d %d %" SCNu64 " %lf", &kind, &w, &jobs, &ns) != 4 ||
+        kind < 0 || kind >= NKINDS || w < 0 || w >= NWINDOWS ||
         jobs != bench.jobs[kind][w] || !(ns > 0))
       return UV_EPROTO;
     bench.elapsed_ns[PEER_UVN][kind][w][rep] = ns;
+    seen++;
   }
   return seen == NKINDS * NWINDOWS ? 0 : UV_EPROTO;
 }
@@ -468,10 +659,10 @@ static int child_parse(const char *buf, unsigned rep) {
 /* One repetition of uv(K): re-executes this program with --uv-only and
  * UV_THREADPOOL_SIZE = workers, and reads its figures back over a pipe. */
 static int child_one_rep(unsigned rep) {
+  static char buf[CHILD_OUT_MAX];
   char *argv[6];
   char iters[32];
   char size[16];
-  char buf[1024];
   int code;
   int argc;
   int err;
@@ -566,8 +757,9 @@ static void json_params(FILE *f) {
 
   fprintf(f,
           ", \"windows\": [%u, %u, %u],\n  \"job_target_ns\": %d, "
-          "\"spin_iters\": %" PRIu64 ", ",
-          windows[0], windows[1], windows[2], JOB_TARGET_NS, bench.spin_iters);
+          "\"spin_iters\": %" PRIu64 ", \"wait_sample_every\": %d, ",
+          windows[0], windows[1], windows[2], JOB_TARGET_NS, bench.spin_iters,
+          WAIT_SAMPLE_EVERY);
   fprintf(f, "\"job_ns\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f},\n",
           bench.job_ns.median, bench.job_ns.min, bench.job_ns.max);
   fprintf(f, "  \"rep_job_ns\": [");
@@ -616,6 +808,19 @@ static void json_result(FILE *f, int peer, int kind, int w) {
     json_write_number(f, efficiency(peer, w));
   else
     fprintf(f, "null");
+  if (peer == PEER_TANDEM || peer == PEER_GIL || peer == PEER_TANDEM_OFF)
+    fprintf(f, ", \"metrics\": \"%s\"", peer == PEER_TANDEM_OFF ? "off" : "on");
+  if (records_wait(peer) && bench.wait[peer][kind][w].count > 0) {
+    if (peer == PEER_TANDEM)
+      fprintf(f, ",\n     \"wait_timed\": \"tandem_pool_metrics, every "
+                 "job\", \"wait\": ");
+    else
+      fprintf(f,
+              ",\n     \"wait_timed\": \"from outside, one job in %d\", "
+              "\"wait\": ",
+              WAIT_SAMPLE_EVERY);
+    hist_write_json(f, &bench.wait[peer][kind][w]);
+  }
   if (peer != PEER_TANDEM && selected(PEER_TANDEM)) {
     fprintf(f, ", \"tandem_over_this_jobs_per_s\": ");
     json_write_number(f, median_rate(PEER_TANDEM, kind, w) /
@@ -665,7 +870,9 @@ static const char usage[] =
     "  --quick       fewer jobs per measurement, for a quick look\n"
     "  --tiny        1/50 of the jobs: a smoke test, not a measurement\n"
     "  --json FILE   write the JSON report to FILE (default: stdout)\n"
-    "  --peers LIST  only these peers, of uv uv_n tandem textbook gil\n";
+    "  --peers LIST  only these peers, of uv uv_n tandem textbook gil\n"
+    "                tandem_off (default: all but tandem_off, a pool with\n"
+    "                metrics off, measured against tandem's)\n";
 
 /* roundtrip's own options, as bench_cli_option_fn. */
 static int own_option(void *ctx, const char *a, const char *val) {
@@ -694,12 +901,13 @@ static void set_parameters(void) {
   bench.workers = bench_cli_workers(&bench.cli);
   bench.reps = bench_cli_reps(&bench.cli, 1, 3, 5);
   if (bench.selected == 0)
-    bench.selected = (1u << NPEERS) - 1;
+    bench.selected = ((1u << NPEERS) - 1) & ~(1u << PEER_TANDEM_OFF);
   bench.threads[PEER_UV] = UV_DEFAULT_THREADS;
   bench.threads[PEER_UVN] = bench.workers;
   bench.threads[PEER_TANDEM] = bench.workers;
   bench.threads[PEER_TEXTBOOK] = bench.workers;
   bench.threads[PEER_GIL] = bench.workers;
+  bench.threads[PEER_TANDEM_OFF] = bench.workers;
   div = bench.cli.tiny ? TINY_DIV : bench.cli.quick ? QUICK_DIV : 1;
   for (kind = 0; kind < NKINDS; kind++)
     for (w = 0; w < NWINDOWS; w++)
@@ -727,16 +935,24 @@ static int measure_all(void) {
     spin_measure(bench.spin_iters, 7, 50, &before);
     if (selected(PEER_UVN))
       err = child_one_rep(rep);
-    for (peer = 0; err == 0 && peer < NPEERS; peer++)
-      if (runner_open[peer])
+    for (peer = 0; err == 0 && peer < NPEERS; peer++) {
+      if (!runner_open[peer])
+        continue;
+      if (peer == PEER_TANDEM && runner_open[PEER_TANDEM_OFF])
+        err =
+            pair_one_rep(&runners[PEER_TANDEM], &runners[PEER_TANDEM_OFF], rep);
+      else if (peer == PEER_TANDEM_OFF && runner_open[PEER_TANDEM])
+        continue; /* measured with tandem, in pair_one_rep() */
+      else
         err = runner_one_rep(&runners[peer], peer, rep);
+    }
     spin_measure(bench.spin_iters, 7, 50, &after);
     bench.rep_job_ns[rep] = (before.median + after.median) / 2;
   }
   return err;
 }
 
-static int close_all(tandem_pool_t *pool) {
+static int close_all(tandem_pool_t *pool, tandem_pool_t *pool_off) {
   char what[64];
   int peer;
   int err;
@@ -754,13 +970,15 @@ static int close_all(tandem_pool_t *pool) {
   }
   if ((rc = tandem_pool_free(pool)) != 0)
     err = report_err("tandem_pool_free", rc);
+  if (pool_off != NULL && (rc = tandem_pool_free(pool_off)) != 0)
+    err = report_err("tandem_pool_free (metrics off)", rc);
   return err;
 }
 
 /* Opens the runner of every in-process peer; 0 or the first error. */
-static int open_all(tandem_pool_t *pool) {
-  static const int via[NPEERS] = {VIA_UV, -1, VIA_TANDEM, VIA_TEXTBOOK,
-                                  VIA_TANDEM};
+static int open_all(tandem_pool_t *pool, tandem_pool_t *pool_off) {
+  static const int via[NPEERS] = {VIA_UV,       -1,         VIA_TANDEM,
+                                  VIA_TEXTBOOK, VIA_TANDEM, VIA_TANDEM};
   static char names[NPEERS][32];
   int peer;
   int err;
@@ -769,7 +987,8 @@ static int open_all(tandem_pool_t *pool) {
     if (via[peer] < 0 || !selected(peer))
       continue;
     peer_label(peer, names[peer], sizeof(names[peer]));
-    err = runner_init(&runners[peer], names[peer], via[peer], pool,
+    err = runner_init(&runners[peer], names[peer], via[peer],
+                      peer == PEER_TANDEM_OFF ? pool_off : pool,
                       bench.threads[peer]);
     if (err != 0)
       return report_err(names[peer], err);
@@ -782,19 +1001,32 @@ static int open_all(tandem_pool_t *pool) {
 static int parent_main(void) {
   tandem_options_t opts;
   tandem_pool_t *pool;
+  tandem_pool_t *pool_off = NULL;
   int err;
 
+  /* Time recording on, whatever TANDEM_METRICS says: tandem(K)'s waits
+   * come from it, and tandem_off(K) is measured against it. */
   memset(&opts, 0, sizeof(opts));
   opts.workers = bench.workers;
+  opts.metrics = 1;
   err = tandem_pool_new(&pool, &opts);
   if (err != 0)
     return report_err("tandem_pool_new", err);
   bench.threads[PEER_TANDEM] = tandem_pool_workers(pool);
   bench.threads[PEER_GIL] = bench.threads[PEER_TANDEM];
-  err = open_all(pool);
+  if (selected(PEER_TANDEM_OFF)) {
+    opts.metrics = -1;
+    err = tandem_pool_new(&pool_off, &opts);
+    if (err != 0)
+      report_err("tandem_pool_new (metrics off)", err);
+    else
+      bench.threads[PEER_TANDEM_OFF] = tandem_pool_workers(pool_off);
+  }
+  if (err == 0)
+    err = open_all(pool, pool_off);
   if (err == 0)
     err = measure_all();
-  if (close_all(pool) != 0 && err == 0)
+  if (close_all(pool, pool_off) != 0 && err == 0)
     err = UV_EBUSY;
   if (err == 0)
     err = write_json();

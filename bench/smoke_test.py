@@ -7,10 +7,12 @@
 tandem-bench --tiny shrinks every workload (a few seconds in all: its
 figures mean nothing) and writes --json and, when gnuplot is installed,
 --plot.  The test passes when tandem-bench exits 0 and the JSON has the
-expected shape: the machine and the versions, roundtrip, forkjoin and
-python measured (server measured or skipped, never failed), every peer of
-roundtrip present, and every figure a finite positive number.  It checks
-the shape of the report, never a speed.
+expected shape: the machine and the versions, roundtrip, metrics, forkjoin
+and python measured (server measured or skipped, never failed), every peer
+of roundtrip present with the waits of tandem and uv_queue_work, metrics'
+on/off pairs, and every figure a finite positive number (a wait's
+percentiles may be 0 ns).  It checks the shape of the report, never a
+speed.
 """
 
 import json
@@ -26,7 +28,9 @@ ROUNDTRIP_PEERS = {"uv", "uv_n", "tandem", "textbook", "gil"}
 # Figure fields that are numbers, and must be positive when present.
 NUMBER_FIELDS = ("median", "min", "max", "vs_tandem", "us_per_job",
                  "efficiency", "speedup", "speedup_vs_tandem", "workers",
-                 "window")
+                 "window", "jobs_timed")
+# Peers of roundtrip whose results carry a wait histogram.
+WAIT_PEERS = ("uv", "uv_n", "tandem")
 
 
 class Failed(Exception):
@@ -38,9 +42,9 @@ def check(cond, what):
         raise Failed(what)
 
 
-def positive(v):
+def positive(v, zero_ok=False):
     return (isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v) and v > 0)
+            and math.isfinite(v) and (v > 0 or (zero_ok and v == 0)))
 
 
 def check_figures(doc):
@@ -51,9 +55,11 @@ def check_figures(doc):
         for key in ("workload", "case", "peer", "metric"):
             check(isinstance(f.get(key), str) and f[key], f"{where}: {key}")
         check("median" in f, f"{where}: no median")
+        # A job may wait 0 ns: a worker already looking when it came.
+        waits = f["metric"].startswith(("wait_", "run_"))
         for key in NUMBER_FIELDS:
             if key in f:
-                check(positive(f[key]),
+                check(positive(f[key], zero_ok=waits and key == "median"),
                       f"{where}: {key} = {f[key]!r} is not a positive number")
         if "min" in f and "max" in f:
             check(f["min"] <= f["median"] <= f["max"],
@@ -61,17 +67,23 @@ def check_figures(doc):
     by = {}
     for f in figs:
         by.setdefault(f["workload"], []).append(f)
-    for w in ("roundtrip", "forkjoin", "python"):
+    for w in ("roundtrip", "metrics", "forkjoin", "python"):
         check(by.get(w), f"no figures for {w}")
-    cases = {f["case"] for f in by["roundtrip"]}
-    check(len(cases) == 6, f"roundtrip: {len(cases)} cases, expected 6")
+    for w in ("roundtrip", "metrics"):
+        cases = {f["case"] for f in by[w]}
+        check(len(cases) == 6, f"{w}: {len(cases)} cases, expected 6")
+    waits = {(f["case"], f["peer"]) for f in by["roundtrip"]
+             if f["metric"] == "wait_p99_ns"}
+    check(len(waits) == 6 * len(WAIT_PEERS),
+          f"roundtrip: {len(waits)} wait figures, expected "
+          f"{6 * len(WAIT_PEERS)}")
     return by
 
 
 def check_workloads(doc):
     w = doc.get("workloads")
     check(isinstance(w, dict), "no workloads")
-    for name in ("roundtrip", "forkjoin", "python"):
+    for name in ("roundtrip", "metrics", "forkjoin", "python"):
         check(w.get(name, {}).get("status") == "ok",
               f"{name}: status {w.get(name, {}).get('status')!r}, "
               f"{w.get(name, {}).get('why')}")
@@ -83,11 +95,37 @@ def check_workloads(doc):
     for r in rt["results"]:
         for s in r["jobs_per_s"]["samples"] + r["us_per_job"]["samples"]:
             check(positive(s), f"roundtrip sample {s!r} of {r['peer']}")
+        if r["peer"] in WAIT_PEERS:
+            check_wait(r)
+    mt = w["metrics"]["data"]
+    pairs = {(r["kind"], r["window"], r["peer"]) for r in mt["results"]}
+    for kind, window, _ in list(pairs):
+        for peer in ("tandem", "tandem_off"):
+            check((kind, window, peer) in pairs,
+                  f"metrics: no {peer} for {kind} W={window}")
     py = w["python"]["data"]
     kinds = {(r["peer"], r["kind"]) for r in py["results"]}
     for need in (("serial", "cpu"), ("threads", "cpu"), ("processes", "cpu"),
                  ("threads", "empty"), ("processes", "empty")):
         check(need in kinds, f"python: no {need}")
+
+
+def check_wait(r):
+    """A roundtrip result's wait: percentiles in order, buckets whose counts
+    sum to its count."""
+    where = f"roundtrip {r['peer']} {r['kind']} W={r['window']}: wait"
+    h = r.get("wait")
+    check(isinstance(h, dict) and positive(h.get("count")), f"{where}: none")
+    ps = [h.get(k) for k in ("p50_ns", "p90_ns", "p99_ns", "p999_ns",
+                             "max_ns")]
+    check(all(positive(p, zero_ok=True) for p in ps), f"{where}: {ps}")
+    check(ps == sorted(ps), f"{where}: percentiles out of order: {ps}")
+    b = h.get("buckets")
+    check(isinstance(b, list) and b, f"{where}: no buckets")
+    check(sum(c for _, c in b) == h["count"], f"{where}: buckets do not sum "
+          "to count")
+    check([x for x, _ in b] == sorted({x for x, _ in b}),
+          f"{where}: buckets not in order")
 
 
 def check_doc(doc, plot_dir):
@@ -110,7 +148,8 @@ def check_doc(doc, plot_dir):
     if plot_dir is not None:
         plots = doc.get("plots", [])
         names = {os.path.basename(p) for p in plots}
-        for n in ("roundtrip_throughput.svg", "speedup_vs_workers.svg"):
+        for n in ("roundtrip_throughput.svg", "roundtrip_wait_cdf.svg",
+                  "speedup_vs_workers.svg"):
             if n == "speedup_vs_workers.svg" and m.get("usable_cores", 1) < 2:
                 continue
             check(n in names, f"plot {n} missing: {sorted(names)}")

@@ -49,6 +49,15 @@
  *              in this closed loop the mix's latency is mostly the /fib
  *              queue (Little's law), so its req/s is the figure to compare
  *
+ * After the loaded rounds the driver asks each server for GET /stats: the
+ * "metrics" object compute_server (hybrid and its variants; inline has
+ * none: null) and peer_uvwork give, their /fib jobs' wait (queued ->
+ * started) and run percentiles, cumulative since the server started, so
+ * the few fib-idle jobs are in them too; a server without it (threads,
+ * inline) is skipped.  Beside them, the client's latency of every /fib
+ * answer of the loaded rounds (latency >= wait + run, plus the network and
+ * the loop).
+ *
  * Latency is from just before the request is written to when the whole
  * answer has been read.  The paced client does not correct for
  * coordinated omission: a ping that waits behind a slow one is timed from
@@ -80,12 +89,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -112,6 +124,9 @@
 #define START_TIMEOUT_MS 5000 /* a server prints its port by then */
 #define STOP_TIMEOUT_MS 5000  /* and exits by then after SIGTERM */
 #define TARGET_MS 10.0        /* one /fib/N takes about this */
+#define STATS_TIMEOUT_MS 2000 /* a server answers GET /stats by then */
+#define STATS_MAX 65536       /* the longest /stats answer read */
+#define FIB_LAT_CAP 100000    /* /fib latencies kept per loaded round */
 
 /* JSON keys, and the names in the tables. */
 const char *const peer_keys[NPEERS] = {
@@ -186,6 +201,99 @@ static int run_wrk(int port, unsigned secs, unsigned pct, wrk_t *o, char *note,
   o->p999 = json_get(line, "lat_p999_us");
   proc_release(&pr);
   return 0;
+}
+
+/* -------------------------------------------------------------- /stats */
+
+/* GET `path` from 127.0.0.1:port on a blocking socket (the server is
+ * another process; this thread waits at most STATS_TIMEOUT_MS per call):
+ * the whole answer into buf, NUL-terminated.  Returns the status code of a
+ * complete answer, or -1. */
+static int http_get(int port, const char *path, char *buf, size_t cap) {
+  struct timeval tv = {STATS_TIMEOUT_MS / 1000, STATS_TIMEOUT_MS % 1000 * 1000};
+  struct sockaddr_in addr;
+  char req[128];
+  size_t len = 0;
+  ssize_t n;
+  int status = -1;
+  int fd;
+
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  memset(&addr, 0, sizeof(addr));
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((uint16_t)port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  n = snprintf(req, sizeof(req),
+               "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Connection: close\r\n\r\n",
+               path);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 &&
+      connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+      send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+    /* "Connection: close": the answer ends where the stream does. */
+    while (len + 1 < cap && (n = recv(fd, buf + len, cap - 1 - len, 0)) > 0)
+      len += (size_t)n;
+    buf[len] = '\0';
+    if (n == 0 && sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+      status = -1;
+  }
+  close(fd);
+  return status;
+}
+
+/* The first object "key":{...} in s (one with no object inside), as a
+ * string of its own in out; 0, or -1 if there is none. */
+static int json_object(const char *s, const char *key, char *out, size_t cap) {
+  char pat[64];
+  const char *p, *end;
+
+  snprintf(pat, sizeof(pat), "\"%s\":{", key);
+  p = strstr(s, pat);
+  if (p == NULL || (end = strchr(p, '}')) == NULL ||
+      (size_t)(end - p) + 2 > cap)
+    return -1;
+  memcpy(out, p, (size_t)(end - p) + 1);
+  out[end - p + 1] = '\0';
+  return 0;
+}
+
+static void jobtime_parse(const char *obj, jobtime_t *t) {
+  t->count = json_get(obj, "count");
+  t->mean = json_get(obj, "mean_ns");
+  t->max = json_get(obj, "max_ns");
+  t->p50 = json_get(obj, "p50_ns");
+  t->p90 = json_get(obj, "p90_ns");
+  t->p99 = json_get(obj, "p99_ns");
+  t->p999 = json_get(obj, "p999_ns");
+}
+
+/* Reads the /fib jobs' wait and run from the server's GET /stats
+ * "metrics", if it has them (has_jobtime); says nothing otherwise: a
+ * server without them (inline, threads) is simply not in that table. */
+static void read_jobtime(int p) {
+  static char buf[STATS_MAX];
+  char obj[1024];
+  result_t *r = &res[p];
+  const char *metrics;
+
+  r->wait.count = r->run.count = NAN;
+  if (http_get(r->port, "/stats", buf, sizeof(buf)) != 200)
+    return;
+  /* The object: compute_server also counts requests to an endpoint
+   * called "metrics" (a number), and says "metrics":null without a pool. */
+  metrics = strstr(buf, "\"metrics\":{");
+  if (metrics == NULL || json_object(metrics, "wait", obj, sizeof(obj)) != 0)
+    return;
+  jobtime_parse(obj, &r->wait);
+  if (json_object(metrics, "run", obj, sizeof(obj)) == 0)
+    jobtime_parse(obj, &r->run);
+  else
+    r->run.count = r->run.p50 = r->run.p90 = r->run.p99 = r->run.p999 =
+        r->run.mean = r->run.max = NAN;
+  r->has_jobtime = !isnan(r->wait.count);
 }
 
 /* ------------------------------------------------------- one peer's run */
@@ -299,10 +407,8 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
-/* Appends a phase's /ping samples to a pooled sample. */
-static void sample_take(sample_t *s, const phase_t *ph) {
-  size_t n = ph->n_ping_lat;
-
+/* Appends n latencies to a pooled sample. */
+static void sample_add(sample_t *s, const double *v, size_t n) {
   if (s->n + n > s->cap) {
     s->cap = 2 * (s->n + n);
     s->v = realloc(s->v, s->cap * sizeof(double));
@@ -311,8 +417,13 @@ static void sample_take(sample_t *s, const phase_t *ph) {
       exit(1);
     }
   }
-  memcpy(s->v + s->n, ph->ping_lat, n * sizeof(double));
+  memcpy(s->v + s->n, v, n * sizeof(double));
   s->n += n;
+}
+
+/* Appends a phase's /ping samples to a pooled sample. */
+static void sample_take(sample_t *s, const phase_t *ph) {
+  sample_add(s, ph->ping_lat, ph->n_ping_lat);
 }
 
 /* Starts a server and runs fib-idle on it: the cost of one job on an idle
@@ -392,7 +503,10 @@ static void round_loaded(int p, uint64_t ms) {
   ph->window_ms = ms;
   ph->cap_ping_lat = (size_t)ph->max_pings;
   ph->ping_lat = xcalloc(ph->cap_ping_lat, sizeof(double));
+  ph->cap_fib_lat = FIB_LAT_CAP;
+  ph->fib_lat = xcalloc(ph->cap_fib_lat, sizeof(double));
   phase_run(ph);
+  sample_add(&r->fib_lat, ph->fib_lat, ph->n_fib_lat);
   secs = phase_window_secs(ph);
   if (!isnan(secs)) {
     r->fibs += ph->fibs_in_window;
@@ -424,6 +538,7 @@ static void summarize_peer(int p) {
   }
   lat_summarize(r->idle_lat.v, r->idle_lat.n, &r->idle);
   lat_summarize(r->loaded_lat.v, r->loaded_lat.n, &r->loaded);
+  lat_summarize(r->fib_lat.v, r->fib_lat.n, &r->loaded_fib);
   r->fib_rps = r->fib_secs > 0 ? (double)r->fibs / r->fib_secs : NAN;
   r->ping_rps = stats_median(r->flood_rps, r->n_flood);
   sched_get(&r->a_idle, &r->s_idle);
@@ -464,6 +579,11 @@ static void run_all(void) {
     for (i = 0; i < NPEERS; i++)
       if (p = run_order[i], res[p].ran)
         round_loaded(p, cfg.loaded_ms / ROUNDS);
+  /* Before wrk adds jobs of its own: the wait and run of the loaded
+   * rounds' jobs (and of the few fib-idle ones). */
+  for (i = 0; i < NPEERS; i++)
+    if (p = run_order[i], res[p].ran)
+      read_jobtime(p);
 
   /* /ping alone first, then the mix: each server rests between them. */
   for (i = 0; i < NPEERS && cfg.use_wrk; i++) {
@@ -785,6 +905,7 @@ int main(int argc, char **argv) {
   for (p = 0; p < NPEERS; p++) {
     free(res[p].idle_lat.v);
     free(res[p].loaded_lat.v);
+    free(res[p].fib_lat.v);
   }
   uv_loop_close(loop);
   return broken ? 1 : 0;

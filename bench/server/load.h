@@ -119,7 +119,7 @@ char **proc_env_with(const char *assign);
 
 typedef struct lat_s {
   size_t n;
-  double p50, p99, p999, max;
+  double mean, p50, p99, p999, max;
 } lat_t;
 
 void lat_summarize(const double *v, size_t n, lat_t *out);
@@ -203,6 +203,13 @@ typedef struct wrk_s {
 
 #define ROUNDS 3 /* each measurement alternates over the peers this often */
 
+/* What a server's GET /stats says of its /fib jobs' wait or run ("metrics"
+ * ."wait" / ."run": compute_server's and peer_uvwork's keys), in ns; NaN
+ * where it said nothing. */
+typedef struct jobtime_s {
+  double count, mean, max, p50, p90, p99, p999;
+} jobtime_t;
+
 /* A /ping latency sample pooled over the rounds, in us. */
 typedef struct sample_s {
   double *v;
@@ -219,8 +226,12 @@ typedef struct result_s {
   double fib_idle_ms;
   sample_t idle_lat, loaded_lat;
   lat_t idle, loaded;
-  uint64_t fibs;   /* answered in the loaded windows */
-  double fib_secs; /* their length */
+  sample_t fib_lat; /* every /fib answer of the loaded rounds, us */
+  lat_t loaded_fib;
+  int has_jobtime;     /* its /stats had "metrics" with a wait */
+  jobtime_t wait, run; /* read after the loaded rounds */
+  uint64_t fibs;       /* answered in the loaded windows */
+  double fib_secs;     /* their length */
   double flood_rps[ROUNDS];
   unsigned n_flood;
   double fib_rps, ping_rps; /* ping_rps: the median round */

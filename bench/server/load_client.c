@@ -476,7 +476,12 @@ void phase_free(phase_t *ph) {
 }
 
 void lat_summarize(const double *v, size_t n, lat_t *o) {
+  size_t i;
+
   o->n = n;
+  o->mean = NAN;
+  for (i = 0; i < n; i++)
+    o->mean = (i == 0 ? 0 : o->mean) + v[i] / (double)n;
   o->p50 = stats_percentile(v, n, 50);
   o->p99 = stats_percentile(v, n, 99);
   o->p999 = stats_percentile(v, n, 99.9);

@@ -69,6 +69,22 @@ static void jstr(FILE *f, const char *peer, const char *key, const char *s) {
   json_write_string(f, s);
 }
 
+/* P.wait_n, P.wait_{mean,p50,p90,p99,p999,max}_ns (or run_...). */
+static void jobtime_json(FILE *f, const char *peer, const char *what,
+                         const jobtime_t *t) {
+  static const char *const keys[] = {"n",      "mean_ns", "p50_ns", "p90_ns",
+                                     "p99_ns", "p999_ns", "max_ns"};
+  const double v[] = {t->count, t->mean, t->p50, t->p90,
+                      t->p99,   t->p999, t->max};
+  char key[32];
+  size_t i;
+
+  for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    snprintf(key, sizeof(key), "%s_%s", what, keys[i]);
+    jnum(f, peer, key, v[i]);
+  }
+}
+
 int report_json(const bench_cli_t *cli, const char *kernel, double load0,
                 double load1, double others_cores) {
   const result_t *r;
@@ -123,6 +139,15 @@ int report_json(const bench_cli_t *cli, const char *kernel, double load0,
     jnum(f, k, "loaded_ping_p999_us", r->loaded.p999);
     jnum(f, k, "loaded_ping_max_us", r->loaded.max);
     jnum(f, k, "loaded_fib_rps", r->fib_rps);
+    jnum(f, k, "loaded_fib_n", (double)r->loaded_fib.n);
+    jnum(f, k, "loaded_fib_mean_us", r->loaded_fib.mean);
+    jnum(f, k, "loaded_fib_p50_us", r->loaded_fib.p50);
+    jnum(f, k, "loaded_fib_p99_us", r->loaded_fib.p99);
+    jnum(f, k, "loaded_fib_p999_us", r->loaded_fib.p999);
+    if (r->has_jobtime) {
+      jobtime_json(f, k, "wait", &r->wait);
+      jobtime_json(f, k, "run", &r->run);
+    }
     jnum(f, k, "ping_rps", r->ping_rps);
     jnum(f, k, "ping_client_cpu", r->s_flood.client_cpu);
     jnum(f, k, "loop_wait_idle_us", r->s_idle.loop_wait_us);

@@ -88,6 +88,10 @@ peer_route_t peer_route(const peer_req_t *r, unsigned *n) {
     return r->method == HTTP_GET || r->method == HTTP_HEAD
                ? PEER_ROUTE_PING
                : PEER_ROUTE_BAD_METHOD;
+  if (len == 6 && memcmp(path, "/stats", 6) == 0)
+    return r->method == HTTP_GET || r->method == HTTP_HEAD
+               ? PEER_ROUTE_STATS
+               : PEER_ROUTE_BAD_METHOD;
   if (len < 5 || memcmp(path, "/fib/", 5) != 0)
     return PEER_ROUTE_NOT_FOUND;
   if (r->method != HTTP_GET && r->method != HTTP_HEAD)
@@ -109,6 +113,11 @@ peer_route_t peer_route(const peer_req_t *r, unsigned *n) {
 
 size_t peer_response(char *out, const peer_req_t *r, int status,
                      const char *body, int close) {
+  return peer_response_typed(out, r, status, "text/plain", body, close);
+}
+
+size_t peer_response_typed(char *out, const peer_req_t *r, int status,
+                           const char *type, const char *body, int close) {
   const char *connection;
   size_t len = strlen(body);
   int n;
@@ -122,11 +131,11 @@ size_t peer_response(char *out, const peer_req_t *r, int status,
     connection = "";
   n = snprintf(out, PEER_RESPONSE_MAX,
                "HTTP/1.1 %d %s\r\n"
-               "Content-Type: text/plain\r\n"
+               "Content-Type: %s\r\n"
                "Content-Length: %zu\r\n"
                "%s\r\n"
                "%s",
-               status, http_status_str((enum http_status)status), len,
+               status, http_status_str((enum http_status)status), type, len,
                connection, r->method == HTTP_HEAD ? "" : body);
   if (n < 0 || n >= PEER_RESPONSE_MAX)
     abort(); /* our own answers are never that long */
@@ -168,6 +177,10 @@ peer_next_t peer_serve_next(peer_req_t *r, const char *buf, size_t len,
   route = peer_route(r, n);
   if (route == PEER_ROUTE_FIB)
     return PEER_NEXT_FIB;
+  if (route == PEER_ROUTE_STATS) {
+    *out_len = peer_response_simple(out, r, PEER_ROUTE_NOT_FOUND, *close);
+    return PEER_NEXT_STATS;
+  }
   *out_len = peer_response_simple(out, r, route, *close);
   return PEER_NEXT_ANSWER;
 }

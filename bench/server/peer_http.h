@@ -7,6 +7,10 @@
  *   GET /ping    "pong\n"
  *   GET /fib/N   naive recursive Fibonacci, N <= PEER_FIB_MAX, "%llu\n"
  *
+ * and /stats, which a peer that keeps figures answers itself (peer_uvwork:
+ * its jobs' wait and run, with compute_server's keys) and the others
+ * answer 404 (peer_serve_next() writes that answer for them).
+ *
  * The request parser is http-parser, as in compute_server, fed one buffer
  * at a time and paused after each complete request; the answers are the
  * same bytes compute_server sends (status line, Content-Type,
@@ -26,11 +30,12 @@
 
 #define PEER_URL_MAX 1024 /* as compute_server: longer targets get 414 */
 #define PEER_FIB_MAX 45
-#define PEER_RESPONSE_MAX 512
+#define PEER_RESPONSE_MAX 1024 /* /stats's answer included */
 
 typedef enum {
   PEER_ROUTE_PING,
   PEER_ROUTE_FIB,
+  PEER_ROUTE_STATS,
   PEER_ROUTE_NOT_FOUND,
   PEER_ROUTE_BAD_METHOD,
   PEER_ROUTE_BAD_ARG,
@@ -66,6 +71,10 @@ peer_route_t peer_route(const peer_req_t *r, unsigned *n);
 size_t peer_response(char *out, const peer_req_t *r, int status,
                      const char *body, int close);
 
+/* peer_response() with another Content-Type ("application/json"). */
+size_t peer_response_typed(char *out, const peer_req_t *r, int status,
+                           const char *type, const char *body, int close);
+
 /* The answer to a routed request that needs no computation (everything
  * but PEER_ROUTE_FIB), as peer_response() writes it. */
 size_t peer_response_simple(char *out, const peer_req_t *r, peer_route_t route,
@@ -76,6 +85,8 @@ typedef enum {
   PEER_NEXT_MORE,   /* no whole request: read more */
   PEER_NEXT_ANSWER, /* out holds the whole answer: send it */
   PEER_NEXT_FIB,    /* compute fib(*n), then send peer_fib_response() */
+  PEER_NEXT_STATS,  /* GET /stats: out holds a 404; a peer that keeps
+                       figures replaces it with its own answer */
   PEER_NEXT_BAD     /* out holds a 400: send it, then close */
 } peer_next_t;
 

@@ -14,6 +14,21 @@
  * keeps reading so that a reset is noticed, and a job whose client left
  * is cancelled if it has not started or told to give up if it has.
  *
+ * GET /stats answers how long its /fib jobs waited and ran, as
+ * compute_server's /stats does for tandem's (same keys, nanoseconds):
+ *
+ *   {"metrics":{"wait":{"count","sum_ns","max_ns","mean_ns","p50_ns",
+ *                       "p90_ns","p99_ns","p999_ns"},"run":{...}}}
+ *
+ * measured from outside libuv: uv_hrtime() on the loop thread just before
+ * uv_queue_work, on the pool thread as the work begins and as it ends,
+ * kept in the connection and recorded by the after callback on the loop
+ * thread, into tandem_histogram_t (the only use of tandem here: its
+ * histogram type, so both servers' percentiles come from the same
+ * buckets).  Cancelled jobs are not counted, as tandem does not count
+ * them.  Three clock reads per /fib job of milliseconds cost nothing that
+ * shows.
+ *
  * Listens on 127.0.0.1 only and prints "listening on 127.0.0.1:PORT".
  * SIGINT or SIGTERM: stop accepting, close idle connections, answer the
  * jobs that run with "Connection: close", exit 0.
@@ -24,7 +39,10 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <uv.h>
+
+#include "tandem.h"
 
 #include "peer_http.h"
 
@@ -53,6 +71,9 @@ typedef struct conn_s {
   unsigned fib_n;
   uint64_t result;
   atomic_int abandoned;
+  uint64_t queued_ns;  /* uv_hrtime() before uv_queue_work (loop thread) */
+  uint64_t started_ns; /* and as on_work began and ended (pool thread) */
+  uint64_t ended_ns;
 } conn_t;
 
 struct server_s {
@@ -61,12 +82,14 @@ struct server_s {
   uv_signal_t sigint, sigterm;
   conn_t *conns;
   int stopping;
+  tandem_histogram_t wait; /* /fib jobs that ran: loop thread only */
+  tandem_histogram_t run;
 };
 
 typedef struct {
   uv_write_t req;
   conn_t *c;
-  char data[PEER_RESPONSE_MAX];
+  char data[]; /* the answer */
 } wreq_t;
 
 static void conn_process(conn_t *c);
@@ -121,7 +144,7 @@ static void conn_send(conn_t *c, const char *data, size_t len, int close) {
 
   if (c->closed)
     return;
-  w = malloc(sizeof(*w));
+  w = malloc(sizeof(*w) + len);
   if (w == NULL) {
     conn_close(c);
     return;
@@ -144,7 +167,9 @@ static void conn_send(conn_t *c, const char *data, size_t len, int close) {
 static void on_work(uv_work_t *req) { /* on a libuv pool thread */
   conn_t *c = container_of(req, conn_t, work);
 
+  c->started_ns = uv_hrtime();
   c->result = peer_fib(c->fib_n, &c->abandoned);
+  c->ended_ns = uv_hrtime();
 }
 
 static void on_after_work(uv_work_t *req, int status) { /* loop thread */
@@ -154,6 +179,10 @@ static void on_after_work(uv_work_t *req, int status) { /* loop thread */
   int close;
 
   c->busy = 0;
+  if (status == 0) { /* it ran: libuv's lock ordered its times before us */
+    tandem_histogram_record(&c->srv->wait, c->started_ns - c->queued_ns);
+    tandem_histogram_record(&c->srv->run, c->ended_ns - c->started_ns);
+  }
   if (c->closed) {
     conn_unref(c);
     return;
@@ -168,6 +197,34 @@ static void on_after_work(uv_work_t *req, int status) { /* loop thread */
   }
   conn_send(c, out, len, close);
   conn_process(c);
+}
+
+/* --------------------------------------------------------------- /stats */
+
+static int json_histogram(char *p, size_t cap, const char *key,
+                          const tandem_histogram_t *h) {
+  return snprintf(
+      p, cap,
+      "\"%s\":{\"count\":%" PRIu64 ",\"sum_ns\":%" PRIu64 ",\"max_ns\":%" PRIu64
+      ",\"mean_ns\":%" PRIu64 ",\"p50_ns\":%" PRIu64 ",\"p90_ns\":%" PRIu64
+      ",\"p99_ns\":%" PRIu64 ",\"p999_ns\":%" PRIu64 "}",
+      key, h->count, h->sum_ns, h->max_ns, tandem_histogram_mean(h),
+      tandem_histogram_quantile(h, 0.5), tandem_histogram_quantile(h, 0.9),
+      tandem_histogram_quantile(h, 0.99), tandem_histogram_quantile(h, 0.999));
+}
+
+/* The answer to GET /stats: the jobs' wait and run (see the top). */
+static size_t stats_response(const server_t *srv, char *out,
+                             const peer_req_t *r, int close) {
+  char body[PEER_RESPONSE_MAX / 2 + 256];
+  size_t n;
+
+  n = (size_t)snprintf(body, sizeof(body), "{\"metrics\":{");
+  n += (size_t)json_histogram(body + n, sizeof(body) - n, "wait", &srv->wait);
+  n += (size_t)snprintf(body + n, sizeof(body) - n, ",");
+  n += (size_t)json_histogram(body + n, sizeof(body) - n, "run", &srv->run);
+  snprintf(body + n, sizeof(body) - n, "}}\n");
+  return peer_response_typed(out, r, 200, "application/json", body, close);
 }
 
 /* ------------------------------------------------------------- reading */
@@ -188,6 +245,8 @@ static void conn_process(conn_t *c) {
     c->in_off += used;
     if (next == PEER_NEXT_MORE)
       break;
+    if (next == PEER_NEXT_STATS)
+      len = stats_response(c->srv, out, &c->req, close);
     if (next != PEER_NEXT_FIB) {
       conn_send(c, out, len, close);
       continue; /* after a 400, close_after_write ends the loop */
@@ -195,6 +254,7 @@ static void conn_process(conn_t *c) {
     c->fib_n = n;
     c->result = 0;
     atomic_store(&c->abandoned, 0);
+    c->queued_ns = uv_hrtime();
     if (uv_queue_work(c->srv->loop, &c->work, on_work, on_after_work) != 0) {
       len = peer_response(out, &c->req, 503, "cannot queue work\n", 1);
       conn_send(c, out, len, 1);

@@ -60,6 +60,17 @@
 #   P.loaded_ping_n, P.loaded_ping_{p50,p99,p999,max}_us
 #                            the same while K connections send /fib/N
 #   P.loaded_fib_rps         /fib answers per second in that phase
+#   P.loaded_fib_n, P.loaded_fib_{mean,p50,p99,p999}_us
+#                            the client's latency of every /fib answer of
+#                            the loaded rounds
+#   P.wait_n, P.wait_{mean,p50,p90,p99,p999,max}_ns, P.run_... (the same)
+#                            the server's own /fib jobs' wait (queued ->
+#                            started) and run, from its GET /stats
+#                            "metrics" after the loaded rounds (cumulative:
+#                            the fib-idle jobs are in them); only for a
+#                            server that has them: hybrid and its variants
+#                            (tandem_pool_metrics), uvwork (timed around
+#                            uv_queue_work in the peer)
 #   P.ping_rps               /ping answers per second, C connections back
 #                            to back, no heavy work (median of the rounds)
 #   P.ping_client_cpu        cores the driver used meanwhile (near 1:
