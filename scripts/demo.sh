@@ -32,7 +32,13 @@ EOF
   esac
 done
 
-bash scripts/install-deps.sh --bench
+# --full compares with the other runtimes too (Go, Rust, Node): their
+# toolchains come with --peers; quick mode leaves them out.
+deps=--bench
+for arg in "$@"; do
+  [ "$arg" = "--full" ] && deps=--peers
+done
+bash scripts/install-deps.sh "$deps"
 
 # Only what the demo runs: the benchmarks and the servers bench/server
 # starts (the examples); no tests, no docs.  The build's output goes to a

@@ -3,6 +3,9 @@
 # Installs, from Debian's packages, whatever tandem needs that is missing.
 #   scripts/install-deps.sh          what building and testing needs
 #   scripts/install-deps.sh --bench  also the benchmark peers and tools
+#   scripts/install-deps.sh --peers  also the other runtimes' toolchains
+#                                    (Go, Rust with Rayon/Tokio/hyper, Node)
+#                                    for tandem-bench --full
 # Runs apt-get only when something is missing; needs root for that.
 set -euo pipefail
 
@@ -17,11 +20,19 @@ pkgs=(
   prometheus                          # promtool and a real scrape of /metrics
   chromium fonts-dejavu-core          # headless test of the /dashboard page
 )
-if [ "${1:-}" = "--bench" ]; then
+if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--peers" ]; then
   pkgs+=(
     g++ libtbb-dev                    # oneTBB peer (OpenMP comes with gcc)
     wrk                               # HTTP load generator
     gnuplot-nox                       # plots of the comparison demo
+  )
+fi
+if [ "${1:-}" = "--peers" ]; then
+  pkgs+=(
+    golang-go                         # Go net/http server peer
+    cargo rustc librust-rayon-dev     # Rayon fork-join peer (offline build)
+    librust-tokio-dev librust-hyper-dev # Tokio + hyper server peer
+    nodejs npm                        # Node http + piscina server peer
   )
 fi
 
