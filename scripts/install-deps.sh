@@ -32,8 +32,11 @@ if [ "${1:-}" = "--peers" ]; then
     golang-go                         # Go net/http server peer
     cargo rustc librust-rayon-dev     # Rayon fork-join peer (offline build)
     librust-tokio-dev librust-hyper-dev # Tokio + hyper server peer
-    nodejs npm                        # Node http + piscina server peer
+    nodejs                            # Node http + piscina server peer
   )
+  # Debian's nodejs needs its npm package; a nodejs from elsewhere (e.g.
+  # NodeSource's) brings npm itself and conflicts with Debian's.
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
 
 missing=()
