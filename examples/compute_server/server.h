@@ -7,9 +7,13 @@
  *   http.c    connections: accept, read, parse (http-parser), respond,
  *             timeouts, closing
  *   routes.c  the endpoints and the jobs they run on the pool
- *   metrics.c the server's counters and rates, and the two reports of
- *             them and of tandem's time: /stats (JSON) and /metrics
- *             (Prometheus text)
+ *   metrics.c the server's counters (by endpoint, by status) and their
+ *             per-second rates
+ *   report.c  a snapshot of tandem's counters and time, and the text
+ *             buffer the reports are written into (report.h)
+ *   stats_json.c  GET /stats: all of it as JSON
+ *   prometheus.c  GET /metrics: the same in Prometheus's text format
+ *   dashboard.c   GET /dashboard: the page dashboard.html, built in
  *
  * Threads.  Everything in this program runs on the loop thread except the
  * job functions in routes.c (job_run, primes_range), which run on pool
