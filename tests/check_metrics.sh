@@ -52,7 +52,7 @@ free_port() {
 "$server" --port 0 --workers 2 --quiet >"$dir/server.out" &
 server_pid=$!
 for _ in $(seq 100); do
-  line=$(head -n 1 "$dir/server.out")
+  line=$(head -n 1 "$dir/server.out" 2>/dev/null || true)
   [ -n "$line" ] && break
   sleep 0.1
 done

@@ -16,10 +16,11 @@ run() { # run NAME [OPTIONS]: one server, one 404, then SIGTERM
   "$server" --port 0 --workers 1 "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
   pid=$!
   for _ in $(seq 100); do
-    line=$(head -n 1 "$dir/$name.out")
+    line=$(head -n 1 "$dir/$name.out" 2>/dev/null || true)
     [ -n "$line" ] && break
     sleep 0.1
   done
+  [ -n "$line" ] || { echo "check_server_log: $name did not start" >&2; exit 1; }
   port=${line##*:}
   exec 3<>"/dev/tcp/127.0.0.1/$port"
   printf 'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
