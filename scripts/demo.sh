@@ -35,8 +35,12 @@ done
 # --full compares with the other runtimes too (Go, Rust, Node): their
 # toolchains come with --peers; quick mode leaves them out.
 deps=--bench
+peers=
 for arg in "$@"; do
-  [ "$arg" = "--full" ] && deps=--peers
+  if [ "$arg" = "--full" ]; then
+    deps=--peers
+    peers=bench_server_peers # Go, Node, and Rust's Tokio and Rayon
+  fi
 done
 bash scripts/install-deps.sh "$deps"
 
@@ -52,6 +56,11 @@ if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release \
          -DTANDEM_BUILD_BENCH=ON -DTANDEM_BUILD_EXAMPLES=ON &&
        known=$(cmake --build "$build" --target help) &&
        targets="roundtrip forkjoin" &&
+       for t in $peers; do
+         if grep -Eq "(^|[. ])$t(:|\$)" <<<"$known"; then
+           targets="$targets $t"
+         fi
+       done &&
        { ! grep -Eq '(^|[. ])load(:|$)' <<<"$known" ||
          targets="$targets load"; } &&
        cmake --build "$build" -j"$(nproc)" --target $targets; } >"$log" 2>&1

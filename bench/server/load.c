@@ -16,6 +16,16 @@
  *   uvwork     peer_uvwork: a libuv loop, /fib on uv_queue_work with
  *              UV_THREADPOOL_SIZE=W
  *
+ * and, with --external (or named in --peers), the servers a person
+ * choosing a runtime would write instead, each with the same routes and
+ * bodies and --workers W (bench/peers/; cmake --build build --target
+ * bench_server_peers builds them; one that is not built is skipped, not
+ * failed, with the line that gets it):
+ *
+ *   go         Go net/http, fib in the handler goroutine, GOMAXPROCS=W
+ *   node       Node http, /fib on a piscina pool of W worker threads
+ *   tokio      Rust Tokio + hyper, /fib on spawn_blocking, W workers
+ *
  * and three scheduling variants of hybrid, which run only the loaded
  * phase, to measure how much the kernel favours the loop thread when it
  * wakes and what would make it favour it more:
@@ -64,6 +74,15 @@
  * when it was actually sent, which flatters a peer that blocks (inline),
  * never hybrid.  N is calibrated so one /fib takes about 10 ms here.
  *
+ * CPU and memory.  The server process's CPU time (/proc/PID/stat: every
+ * thread, those that exited too) over the loaded windows, divided by the
+ * /fib answers in them, is its CPU per /fib: what one job costs in that
+ * language and runtime, the paced /pings (about one per ms) included.  Set
+ * beside fib_local_ms (C, one core, here) it tells a slower fib from a
+ * slower runtime.  RSS (VmRSS) is read after the loaded rounds, the peak
+ * (VmHWM) as the server stops.  Every server is one process; pools are
+ * threads of it (Node's piscina workers too), so both count them all.
+ *
  * Scheduling.  During each window the driver reads
  * /proc/PID/task/TID/schedstat of the server's threads and of itself: the
  * loop thread's CPU use and its mean run-queue wait per time it got the
@@ -76,8 +95,9 @@
  *
  *   load [--quick | --tiny] [--json FILE] [--workers W] [--fib N]
  *        [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]
- *        [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]
- *        [--wrk-script FILE] [--compute-server PATH]
+ *        [--client-nice NICE] [--peers LIST] [--external] [--no-wrk]
+ *        [--wrk PATH] [--wrk-script FILE] [--compute-server PATH]
+ *        [--go-server PATH] [--node-server PATH] [--tokio-server PATH]
  *
  * Its report is JSON only (on stdout, or --json FILE), progress goes to
  * stderr; bench/tandem-bench --only server runs it and prints the tables.
@@ -117,6 +137,27 @@
 #ifndef LOAD_PEER_UVWORK
 #define LOAD_PEER_UVWORK "peer_uvwork"
 #endif
+#ifndef LOAD_PEER_GO
+#define LOAD_PEER_GO "go_server"
+#endif
+#ifndef LOAD_PEER_NODE
+#define LOAD_PEER_NODE "server.js"
+#endif
+#ifndef LOAD_NODE
+#define LOAD_NODE "node"
+#endif
+#ifndef LOAD_PEER_TOKIO
+#define LOAD_PEER_TOKIO "tokio_server"
+#endif
+#ifndef LOAD_PEERS_HINT
+#define LOAD_PEERS_HINT                                                        \
+  "scripts/install-deps.sh --peers && cmake --build build --target "           \
+  "bench_server_peers"
+#endif
+#ifndef LOAD_TOKIO_HINT
+#define LOAD_TOKIO_HINT                                                        \
+  "scripts/install-deps.sh --peers && bench/peers/rust/build.sh build"
+#endif
 #ifndef LOAD_WRK_SCRIPT
 #define LOAD_WRK_SCRIPT "mixed.lua"
 #endif
@@ -130,15 +171,15 @@
 
 /* JSON keys, and the names in the tables. */
 const char *const peer_keys[NPEERS] = {
-    "hybrid",       "inline",       "threads",          "uvwork",
-    "hybrid_nice0", "hybrid_slice", "hybrid_sched_idle"};
+    "hybrid", "inline", "threads",      "uvwork",       "go",
+    "node",   "tokio",  "hybrid_nice0", "hybrid_slice", "hybrid_sched_idle"};
 const char *const peer_titles[NPEERS] = {
-    "hybrid",       "inline",       "threads",    "uvwork",
-    "hybrid/nice0", "hybrid/slice", "hybrid/idle"};
+    "hybrid", "inline", "threads",      "uvwork",       "go",
+    "node",   "tokio",  "hybrid/nice0", "hybrid/slice", "hybrid/idle"};
 /* hybrid and its variants back to back, so the machine changes least. */
-static const int run_order[NPEERS] = {PEER_HYBRID, PEER_NICE0,  PEER_SLICE,
-                                      PEER_IDLE,   PEER_INLINE, PEER_THREADS,
-                                      PEER_UVWORK};
+static const int run_order[NPEERS] = {
+    PEER_HYBRID,  PEER_NICE0,  PEER_SLICE, PEER_IDLE, PEER_INLINE,
+    PEER_THREADS, PEER_UVWORK, PEER_GO,    PEER_NODE, PEER_TOKIO};
 
 cfg_t cfg;
 result_t res[NPEERS];
@@ -354,6 +395,22 @@ static int start_server(int peer, proc_t *pr, char *note, size_t note_len) {
     snprintf(assign, sizeof(assign), "UV_THREADPOOL_SIZE=%u", cfg.workers);
     env = proc_env_with(assign);
     break;
+  case PEER_GO:
+  case PEER_TOKIO:
+  case PEER_NODE: /* the same options, the same start line */
+    if (peer == PEER_NODE) {
+      argv[i++] = (char *)cfg.node;
+      argv[i++] = (char *)cfg.node_server;
+    } else {
+      argv[i++] = (char *)(peer == PEER_GO ? cfg.go_server : cfg.tokio_server);
+    }
+    argv[i++] = "--port";
+    argv[i++] = "0";
+    argv[i++] = "--host";
+    argv[i++] = "127.0.0.1";
+    argv[i++] = "--workers";
+    argv[i++] = w;
+    break;
   default: /* compute_server */
     argv[i++] = (char *)cfg.compute_server;
     argv[i++] = "--port";
@@ -426,12 +483,49 @@ static void sample_take(sample_t *s, const phase_t *ph) {
   sample_add(s, ph->ping_lat, ph->n_ping_lat);
 }
 
+static int have_program(const char *name);
+
+/* An external server that is not built or has no runtime: why, in note,
+ * with the line that gets it; 0 if it is there. */
+static int external_missing(int p, char *note, size_t len) {
+  static char modules[4096];
+  const char *path = p == PEER_GO     ? cfg.go_server
+                     : p == PEER_NODE ? cfg.node_server
+                                      : cfg.tokio_server;
+  const char *slash;
+
+  if (p == PEER_NODE && !have_program(cfg.node)) {
+    snprintf(note, len, "no %s (Node.js): %s", cfg.node, LOAD_PEERS_HINT);
+    return 1;
+  }
+  if (access(path, p == PEER_NODE ? R_OK : X_OK) != 0) {
+    snprintf(note, len, "%s is not built: %s", path,
+             p == PEER_TOKIO ? LOAD_TOKIO_HINT : LOAD_PEERS_HINT);
+    return 1;
+  }
+  /* server.js finds piscina in node_modules beside it (npm ci). */
+  slash = strrchr(path, '/');
+  snprintf(modules, sizeof(modules), "%.*snode_modules/piscina/package.json",
+           slash != NULL ? (int)(slash - path + 1) : 0, path);
+  if (p == PEER_NODE && access(modules, R_OK) != 0) {
+    snprintf(note, len, "no piscina beside %s (npm ci): %s", path,
+             LOAD_PEERS_HINT);
+    return 1;
+  }
+  return 0;
+}
+
 /* Starts a server and runs fib-idle on it: the cost of one job on an idle
  * server, and its pool warmed up. */
 static void start_peer(int p) {
   result_t *r = &res[p];
   phase_t *ph;
 
+  if (IS_EXTERNAL(p) && external_missing(p, r->note, sizeof(r->note))) {
+    r->skipped = 1;
+    progress("[%s] %s\n", peer_titles[p], r->note);
+    return;
+  }
   progress("[%s] starting\n", peer_titles[p]);
   r->port = start_server(p, &r->pr, r->note, sizeof(r->note));
   if (r->port < 0) {
@@ -520,7 +614,9 @@ static void round_loaded(int p, uint64_t ms) {
 
 static void stop_peer(int p) {
   result_t *r = &res[p];
+  double rss; /* r->rss stays the one read after the loaded rounds */
 
+  proc_rss(r->pid, &rss, &r->rss_peak);
   r->exit_code = proc_stop(&r->pr, STOP_TIMEOUT_MS);
   proc_release(&r->pr);
   if (r->exit_code != 0)
@@ -535,11 +631,16 @@ static void summarize_peer(int p) {
   if (!r->ran) {
     r->worker_nice = INT_MIN;
     r->fib_idle_ms = NAN;
+    r->rss = r->rss_peak = NAN;
   }
   lat_summarize(r->idle_lat.v, r->idle_lat.n, &r->idle);
   lat_summarize(r->loaded_lat.v, r->loaded_lat.n, &r->loaded);
   lat_summarize(r->fib_lat.v, r->fib_lat.n, &r->loaded_fib);
   r->fib_rps = r->fib_secs > 0 ? (double)r->fibs / r->fib_secs : NAN;
+  r->cpu_ms_per_fib =
+      r->fibs > 0 && r->a_loaded.ok
+          ? (double)r->a_loaded.proc_cpu_ns / 1e6 / (double)r->fibs
+          : NAN;
   r->ping_rps = stats_median(r->flood_rps, r->n_flood);
   sched_get(&r->a_idle, &r->s_idle);
   sched_get(&r->a_flood, &r->s_flood);
@@ -580,10 +681,13 @@ static void run_all(void) {
       if (p = run_order[i], res[p].ran)
         round_loaded(p, cfg.loaded_ms / ROUNDS);
   /* Before wrk adds jobs of its own: the wait and run of the loaded
-   * rounds' jobs (and of the few fib-idle ones). */
-  for (i = 0; i < NPEERS; i++)
-    if (p = run_order[i], res[p].ran)
-      read_jobtime(p);
+   * rounds' jobs (and of the few fib-idle ones); the memory they left. */
+  for (i = 0; i < NPEERS; i++) {
+    if (p = run_order[i], !res[p].ran)
+      continue;
+    read_jobtime(p);
+    proc_rss(res[p].pid, &res[p].rss, &res[p].rss_peak);
+  }
 
   /* /ping alone first, then the mix: each server rests between them. */
   for (i = 0; i < NPEERS && cfg.use_wrk; i++) {
@@ -720,11 +824,16 @@ static int have_program(const char *name) {
 static const char usage[] =
     "usage: load [--quick | --tiny] [--json FILE] [--workers W] [--fib N]\n"
     "            [--fib-conns K] [--ping-conns C] [--ping-interval-ms I]\n"
-    "            [--client-nice NICE] [--peers LIST] [--no-wrk] [--wrk PATH]\n"
-    "            [--wrk-script FILE] [--compute-server PATH]\n"
+    "            [--client-nice NICE] [--peers LIST] [--external] [--no-wrk]\n"
+    "            [--wrk PATH] [--wrk-script FILE] [--compute-server PATH]\n"
+    "            [--go-server PATH] [--node-server PATH] [--tokio-server "
+    "PATH]\n"
     "       load --help\n"
-    "LIST: comma-separated, of hybrid inline threads uvwork hybrid_nice0\n"
-    "      hybrid_slice hybrid_sched_idle [all of them]\n"
+    "LIST: comma-separated, of hybrid inline threads uvwork go node tokio\n"
+    "      hybrid_nice0 hybrid_slice hybrid_sched_idle [all but go, node and\n"
+    "      tokio]\n"
+    "--external: also the Go, Node and Tokio servers (bench/peers/; one not\n"
+    "      built is skipped, with the line that builds it)\n"
     "Starts each server, measures /ping latency under a /fib load and\n"
     "throughput, and writes a JSON report (stdout, or FILE) that\n"
     "bench/tandem-bench --only server prints as tables; bench/server/run.sh's\n"
@@ -756,10 +865,12 @@ static int own_option(void *ctx, const char *name, const char *value) {
       {"--ping-conns", 1, 256, &cfg.ping_conns},
       {"--ping-interval-ms", 1, 1000, &cfg.interval_ms},
   };
-  const char **strings[] = {&peers_list, &cfg.wrk, &cfg.wrk_script,
-                            &cfg.compute_server};
-  static const char *const string_names[] = {"--peers", "--wrk", "--wrk-script",
-                                             "--compute-server"};
+  const char **strings[] = {
+      &peers_list,    &cfg.wrk,         &cfg.wrk_script,  &cfg.compute_server,
+      &cfg.go_server, &cfg.node_server, &cfg.tokio_server};
+  static const char *const string_names[] = {
+      "--peers",     "--wrk",         "--wrk-script",  "--compute-server",
+      "--go-server", "--node-server", "--tokio-server"};
   char *end;
   long v;
   size_t i;
@@ -767,6 +878,8 @@ static int own_option(void *ctx, const char *name, const char *value) {
   (void)ctx;
   if (strcmp(name, "--no-wrk") == 0)
     return cfg.use_wrk = 0, 1;
+  if (strcmp(name, "--external") == 0)
+    return cfg.external = 1, 1;
   for (i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
     if (strcmp(name, string_names[i]) == 0)
       return value != NULL ? (*strings[i] = value, 2) : -1;
@@ -805,6 +918,10 @@ int main(int argc, char **argv) {
   cfg.wrk = "wrk";
   cfg.wrk_script = LOAD_WRK_SCRIPT;
   cfg.compute_server = LOAD_COMPUTE_SERVER;
+  cfg.go_server = LOAD_PEER_GO;
+  cfg.node_server = LOAD_PEER_NODE;
+  cfg.node = LOAD_NODE;
+  cfg.tokio_server = LOAD_PEER_TOKIO;
   cfg.client_nice = -10;
   cfg.interval_ms = 1;
   cfg.ping_conns = 8;
@@ -835,8 +952,10 @@ int main(int argc, char **argv) {
   cfg.wrk_secs = cfg.quick ? 3 : 8;
   cfg.wrk_ping_secs = cfg.quick ? 1 : 4;
 
-  for (p = 0; p < NPEERS && peers_list == NULL; p++)
-    res[p].selected = 1;
+  for (p = 0; p < NPEERS; p++)
+    if ((peers_list == NULL && !IS_EXTERNAL(p)) ||
+        (cfg.external && IS_EXTERNAL(p)))
+      res[p].selected = 1;
   signal(SIGPIPE, SIG_IGN);
   loop = uv_default_loop();
 
@@ -891,7 +1010,7 @@ int main(int argc, char **argv) {
   load1 = loadavg();
 
   for (p = 0; p < NPEERS; p++) {
-    if (!res[p].selected ||
+    if (!res[p].selected || res[p].skipped ||
         (res[p].ran && res[p].errors == 0 && res[p].exit_code == 0))
       continue;
     broken = 1;

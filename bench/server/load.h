@@ -33,6 +33,8 @@ typedef struct snap_s {
   uint64_t slices[LOAD_MAX_THREADS];
   uint64_t self_run, self_wait, self_slices;
   uint64_t main_vcsw, main_ivcsw; /* the main thread's context switches */
+  uint64_t proc_cpu_ns; /* the whole process's user + system time, every
+                           thread's, those that have exited included */
 } snap_t;
 
 /* What a process's threads did between two snapshots. */
@@ -45,6 +47,7 @@ typedef struct sched_s {
   double client_wait_us;
   double loop_vcsw, loop_ivcsw; /* main thread: voluntary and involuntary
                                    context switches per second */
+  double proc_cpu;              /* cores the whole server process used */
 } sched_t;
 
 /* Sums of what happened between pairs of snapshots of one process. */
@@ -54,6 +57,7 @@ typedef struct sched_acc_s {
   uint64_t loop_run, loop_wait, loop_slices, others_run;
   uint64_t self_run, self_wait, self_slices;
   uint64_t loop_vcsw, loop_ivcsw;
+  uint64_t proc_cpu_ns;
 } sched_acc_t;
 
 /* pid <= 0: only the calling thread's counters. */
@@ -66,6 +70,11 @@ void sched_get(const sched_acc_t *acc, sched_t *out);
 
 /* The highest nice value among pid's non-main threads; INT_MIN if none. */
 int proc_workers_nice(int pid);
+
+/* pid's resident set (VmRSS) and its peak so far (VmHWM), in bytes; NaN
+ * where /proc says nothing.  Threads share them: a pool of threads (Node's
+ * piscina workers included) is in them. */
+void proc_rss(int pid, double *rss, double *peak);
 
 /* Sets the EEVDF slice (sched_runtime of a SCHED_OTHER thread, Linux
  * 6.12+; a short slice lets a waking thread preempt the running one) of
@@ -183,12 +192,16 @@ enum {
   PEER_INLINE,
   PEER_THREADS,
   PEER_UVWORK,
+  PEER_GO, /* the other runtimes' servers (--external), bench/peers/ */
+  PEER_NODE,
+  PEER_TOKIO,
   PEER_NICE0, /* the variants of hybrid */
   PEER_SLICE,
   PEER_IDLE,
   NPEERS
 };
 #define IS_VARIANT(p) ((p) >= PEER_NICE0)
+#define IS_EXTERNAL(p) ((p) >= PEER_GO && (p) <= PEER_TOKIO)
 #define LOOP_SLICE_NS 100000 /* hybrid/slice */
 
 /* JSON keys, and the names in the tables. */
@@ -218,8 +231,9 @@ typedef struct sample_s {
 
 typedef struct result_s {
   int selected;
+  int skipped;    /* an external server that is not built: not a failure */
   int ran;        /* the server started and was measured */
-  char note[256]; /* why not, or what went wrong */
+  char note[320]; /* why not, or what went wrong */
   proc_t pr;      /* the server */
   int port, pid;
   int worker_nice; /* of the non-main threads; INT_MIN: none */
@@ -235,6 +249,9 @@ typedef struct result_s {
   double flood_rps[ROUNDS];
   unsigned n_flood;
   double fib_rps, ping_rps; /* ping_rps: the median round */
+  double cpu_ms_per_fib;    /* the process's CPU in the loaded windows per
+                               /fib answered in them */
+  double rss, rss_peak;     /* bytes: after the loaded rounds; at the end */
   sched_acc_t a_idle, a_flood, a_loaded;
   sched_t s_idle, s_flood, s_loaded;
   unsigned errors, unfinished;
@@ -257,6 +274,8 @@ typedef struct cfg_s {
   int worker_nice_flag;       /* compute_server takes --worker-nice */
   int quiet_flag;             /* compute_server takes --quiet */
   const char *compute_server; /* its path */
+  int external;               /* --external: go, node, tokio too */
+  const char *go_server, *node_server, *node, *tokio_server; /* paths */
 } cfg_t;
 
 extern cfg_t cfg;

@@ -123,6 +123,7 @@ int report_json(const bench_cli_t *cli, const char *kernel, double load0,
     if (!r->selected)
       continue;
     jnum(f, k, "ran", r->ran);
+    jnum(f, k, "skipped", r->skipped);
     jstr(f, k, "note", r->note);
     jnum(f, k, "exit_code", r->ran ? r->exit_code : NAN);
     jnum(f, k, "errors", r->errors);
@@ -139,6 +140,10 @@ int report_json(const bench_cli_t *cli, const char *kernel, double load0,
     jnum(f, k, "loaded_ping_p999_us", r->loaded.p999);
     jnum(f, k, "loaded_ping_max_us", r->loaded.max);
     jnum(f, k, "loaded_fib_rps", r->fib_rps);
+    jnum(f, k, "cpu_per_fib_ms", r->cpu_ms_per_fib);
+    jnum(f, k, "cpu_loaded", r->s_loaded.proc_cpu);
+    jnum(f, k, "rss_mib", r->rss / (1 << 20));
+    jnum(f, k, "rss_peak_mib", r->rss_peak / (1 << 20));
     jnum(f, k, "loaded_fib_n", (double)r->loaded_fib.n);
     jnum(f, k, "loaded_fib_mean_us", r->loaded_fib.mean);
     jnum(f, k, "loaded_fib_p50_us", r->loaded_fib.p50);

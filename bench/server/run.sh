@@ -9,8 +9,10 @@
 # or point TANDEM_BUILD_DIR at another build directory).  load starts every
 # server peer on a loopback port (examples/compute_server --mode hybrid and
 # --mode inline, bench/server/peer_threads, bench/server/peer_uvwork, and
-# three scheduling variants of hybrid), measures /ping latency idle and
-# under a stream of /fib/N, /fib and /ping throughput, runs wrk with
+# three scheduling variants of hybrid; with --external also the Go, Node
+# and Tokio servers of bench/peers/, built by `cmake --build build --target
+# bench_server_peers`), measures /ping latency idle and under a stream of
+# /fib/N, /fib and /ping throughput, CPU per /fib and memory, runs wrk with
 # mixed.lua if wrk is installed (else it says it skips it), stops every
 # server with SIGTERM, checks it exits 0 and writes a JSON report (stdout,
 # or --json FILE); `bench/tandem-bench --only server` runs this and prints
@@ -20,8 +22,9 @@
 # `load --help` for the options (--workers, --fib, --peers, ...).
 #
 # Exit status: 0 when every server ran, answered correctly and exited 0
-# after SIGTERM (missed targets are reported, not failures); 1 otherwise;
-# 2 for a usage error or a missing build.
+# after SIGTERM (missed targets are reported, not failures; an external
+# server that is not built is skipped); 1 otherwise; 2 for a usage error or
+# a missing build.
 #
 # JSON: the header every benchmark writes (bench/cli.h: benchmark,
 # machine {cores, usable_cores, cpu_model}, libuv_version, parameters),
@@ -46,9 +49,13 @@
 #                            requests that are /fib/N), wrk_secs,
 #                            wrk_ping_secs: its settings
 #   For each peer P that was selected, of hybrid, inline, threads, uvwork,
-#   hybrid_nice0 (--worker-nice 0), hybrid_slice (loop thread given a short
-#   EEVDF slice), hybrid_sched_idle (workers in SCHED_IDLE):
+#   go, node, tokio (--external: Go net/http, Node http + piscina, Rust
+#   Tokio + hyper), hybrid_nice0 (--worker-nice 0), hybrid_slice (loop
+#   thread given a short EEVDF slice), hybrid_sched_idle (workers in
+#   SCHED_IDLE):
 #   P.ran                    1 if the server started
+#   P.skipped                1: an external server that is not built (its
+#                            note says how to build it); not a failure
 #   P.note                   what went wrong, or ""
 #   P.exit_code              0 = exited cleanly after SIGTERM; -1 = killed
 #   P.errors                 wrong, failed or missing answers seen
@@ -60,6 +67,12 @@
 #   P.loaded_ping_n, P.loaded_ping_{p50,p99,p999,max}_us
 #                            the same while K connections send /fib/N
 #   P.loaded_fib_rps         /fib answers per second in that phase
+#   P.cpu_per_fib_ms         the server process's CPU time (every thread,
+#                            /proc/PID/stat) in the loaded windows per /fib
+#                            answered in them, ms (the paced pings included)
+#   P.cpu_loaded             cores the whole server process used then
+#   P.rss_mib, P.rss_peak_mib  VmRSS after the loaded rounds, and VmHWM
+#                            (the peak) as the server stops, MiB
 #   P.loaded_fib_n, P.loaded_fib_{mean,p50,p99,p999}_us
 #                            the client's latency of every /fib answer of
 #                            the loaded rounds

@@ -1,0 +1,3 @@
+module tandem/bench/peers/go
+
+go 1.19
