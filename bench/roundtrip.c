@@ -52,8 +52,12 @@
  * measured around each repetition.  bench/tandem-bench prints the tables
  * and the targets.
  *
+ * --breakdown runs none of that: tandem(K) alone, empty jobs, W = 1, and
+ * splits the round trip into the pool's and the loop's own histograms
+ * (wait, run, lag) and the rest (see "breakdown" below).
+ *
  * Run:   build/bench/roundtrip [--workers N] [--reps R] [--quick | --tiny]
- *                              [--json FILE] [--peers LIST]
+ *                              [--json FILE] [--peers LIST | --breakdown]
  * --workers defaults to the online CPUs, --reps to 5 (3 with --quick);
  * --quick runs fewer jobs per measurement (about 15 s on a 2-core VM, the
  * default run about 5 times that); --tiny runs 1/TINY_DIV of the jobs once,
@@ -122,6 +126,10 @@ static const uint64_t jobs_default[NKINDS][NWINDOWS] = {
 };
 #define QUICK_DIV 3
 #define TINY_DIV 50
+/* Round trips of --breakdown: at most 0.3 s or so on the 2-core VM;
+ * --quick divides them by QUICK_BREAKDOWN_DIV, --tiny by TINY_DIV. */
+#define BREAKDOWN_JOBS 200000
+#define QUICK_BREAKDOWN_DIV 10
 
 typedef struct bench_s {
   bench_cli_t cli;
@@ -129,6 +137,7 @@ typedef struct bench_s {
   unsigned reps;
   unsigned selected; /* a bit per peer: --peers, or all */
   int uv_only;       /* the re-executed child */
+  int breakdown;     /* --breakdown: tandem alone, W = 1, its parts */
   const char *argv0;
   uint64_t spin_iters;         /* rounds of spin_run() in one job */
   stats_summary_t job_ns;      /* single-thread time of one job, at start */
@@ -863,7 +872,7 @@ static int write_json(void) {
 
 static const char usage[] =
     "usage: roundtrip [--workers N] [--reps R] [--quick | --tiny]\n"
-    "                 [--json FILE] [--peers LIST]\n"
+    "                 [--json FILE] [--peers LIST | --breakdown]\n"
     "  --workers N   threads of tandem, textbook and gil, and\n"
     "                UV_THREADPOOL_SIZE of uv_n (default: the online CPUs)\n"
     "  --reps R      repetitions (default 5, --quick 3, --tiny 1)\n"
@@ -872,7 +881,10 @@ static const char usage[] =
     "  --json FILE   write the JSON report to FILE (default: stdout)\n"
     "  --peers LIST  only these peers, of uv uv_n tandem textbook gil\n"
     "                tandem_off (default: all but tandem_off, a pool with\n"
-    "                metrics off, measured against tandem's)\n";
+    "                metrics off, measured against tandem's)\n"
+    "  --breakdown   instead: where an empty round trip at W = 1 goes,\n"
+    "                tandem alone (wait, run, loop lag, the rest), over\n"
+    "                200000 round trips (--quick 20000, --tiny 4000)\n";
 
 /* roundtrip's own options, as bench_cli_option_fn. */
 static int own_option(void *ctx, const char *a, const char *val) {
@@ -881,6 +893,8 @@ static int own_option(void *ctx, const char *a, const char *val) {
   (void)ctx;
   if (strcmp(a, "--uv-only") == 0)
     return bench.uv_only = 1;
+  if (strcmp(a, "--breakdown") == 0)
+    return bench.breakdown = 1;
   if (strcmp(a, "--peers") == 0)
     return bench_cli_pick(val, peer_keys, NPEERS, &bench.selected) == 0 ? 2
                                                                         : -1;
@@ -1033,6 +1047,238 @@ static int parent_main(void) {
   return err;
 }
 
+/* ------------------------------------------------------------ breakdown */
+
+/* --breakdown: where one empty round trip at W = 1 goes, from tandem's own
+ * histograms (include/tandem.h, "metrics"), each job's
+ *
+ *   wait  from the start of the after callback that queued it (the reading
+ *         a job queued from an after callback is stamped with) until its
+ *         work starts: the rest of that callback, the submit, and the
+ *         wake-up or hand-off to a worker;
+ *   run   its work callback;
+ *   lag   its work's end until its after callback starts: the completion
+ *         push and the loop's wake-up and pick-up.
+ *
+ * At W = 1 they follow one another with no gap, each boundary one
+ * reading: a job's lag ends where the next one's wait starts.  So their
+ * means add up to the round trip, and the rest (wall time / N minus the
+ * three) is what the wall clock sees beyond them: the first submit, the
+ * ends of the timed interval, each value's rounding down to whole ns, the
+ * clock's calibration against CLOCK_MONOTONIC.  The
+ * loop reads the clock only before every 8th of a run of short after
+ * callbacks, but the first of each drain always reads, and at W = 1 each
+ * drain runs one: every reading here is a real one. */
+
+enum { PART_WAIT, PART_RUN, PART_LAG, NPARTS };
+static const char *const part_names[NPARTS] = {"wait", "run", "lag"};
+static const char *const part_what[NPARTS] = {
+    "queued (the after callback that queued it starts) -> work starts: "
+    "the rest of that callback, submit, wake-up or hand-off",
+    "the work callback (empty)",
+    "work done -> its after callback starts: completion push, loop "
+    "wake-up and pick-up"};
+static const char rest_what[] =
+    "total - (wait + run + lag): the first submit, the ends of the timed "
+    "interval, rounding, the clock's calibration (the three tile the "
+    "round trip)";
+static const char clock_note[] =
+    "exact at W = 1: the loop reads the clock before only every 8th short "
+    "after callback, but always before a drain's first, and at W = 1 "
+    "each drain has one";
+
+typedef struct breakdown_s {
+  uint64_t jobs;
+  double elapsed_ns;
+  tandem_histogram_t part[NPARTS];
+} breakdown_t;
+
+static breakdown_t breakdown;
+/* The loop's time around the measurement (file scope: some 2.5 KB each). */
+static tandem_loop_metrics_t loop_before;
+static tandem_loop_metrics_t loop_after;
+
+static double hist_mean_ns(const tandem_histogram_t *h) {
+  return h->count > 0 ? (double)h->sum_ns / (double)h->count : 0;
+}
+
+static double breakdown_total_ns(void) {
+  return breakdown.elapsed_ns / (double)breakdown.jobs;
+}
+
+static double breakdown_rest_ns(void) {
+  double rest = breakdown_total_ns();
+  int i;
+
+  for (i = 0; i < NPARTS; i++)
+    rest -= hist_mean_ns(&breakdown.part[i]);
+  return rest;
+}
+
+/* Runs breakdown.jobs empty jobs one at a time on the runner, with the
+ * pool's and the loop's histograms read before and after (outside the
+ * timed part), and keeps the differences.  0 or a libuv error code. */
+static int breakdown_measure(runner_t *rn) {
+  int err;
+  int i;
+
+  err = tandem_pool_metrics(rn->pool, &metrics_before);
+  if (err == 0)
+    err = tandem_loop_metrics(&rn->tandem, &loop_before);
+  if (err == 0)
+    err = runner_measure(rn, KIND_EMPTY, 1, breakdown.jobs,
+                         &breakdown.elapsed_ns, NULL);
+  /* Every job's times are recorded by now: wait and run before its
+   * completion was pushed, lag before its after callback ran. */
+  if (err == 0)
+    err = tandem_pool_metrics(rn->pool, &metrics_after);
+  if (err == 0)
+    err = tandem_loop_metrics(&rn->tandem, &loop_after);
+  if (err != 0)
+    return err;
+  if (!metrics_after.enabled || !loop_after.enabled)
+    return UV_ENOTSUP;
+  hist_add_delta(&breakdown.part[PART_WAIT], &metrics_after.wait,
+                 &metrics_before.wait);
+  hist_add_delta(&breakdown.part[PART_RUN], &metrics_after.run,
+                 &metrics_before.run);
+  hist_add_delta(&breakdown.part[PART_LAG], &loop_after.lag, &loop_before.lag);
+  for (i = 0; i < NPARTS; i++)
+    if (breakdown.part[i].count != breakdown.jobs) {
+      fprintf(stderr,
+              "roundtrip: --breakdown: %" PRIu64 " %s values for %" PRIu64
+              " jobs\n",
+              breakdown.part[i].count, part_names[i], breakdown.jobs);
+      return UV_EPROTO;
+    }
+  return 0;
+}
+
+/* The breakdown as a table: on stdout with --json FILE, else on stderr
+ * (stdout is the JSON's). */
+static void breakdown_print(void) {
+  FILE *out = bench.cli.json_path != NULL ? stdout : stderr;
+  double total = breakdown_total_ns();
+  double mean;
+  int i;
+
+  fprintf(out,
+          "roundtrip --breakdown: tandem(%u), empty jobs, W = 1, %" PRIu64
+          " round trips\n"
+          "  %-6s %10s %8s %10s\n",
+          bench.threads[PEER_TANDEM], breakdown.jobs, "part", "mean ns",
+          "share", "p50 ns");
+  for (i = 0; i < NPARTS; i++) {
+    mean = hist_mean_ns(&breakdown.part[i]);
+    fprintf(out, "  %-6s %10.1f %7.1f%% %10" PRIu64 "\n", part_names[i], mean,
+            100 * mean / total,
+            tandem_histogram_quantile(&breakdown.part[i], 0.5));
+  }
+  fprintf(out, "  %-6s %10.1f %7.1f%%\n  %-6s %10.1f %7.1f%%\n", "rest",
+          breakdown_rest_ns(), 100 * breakdown_rest_ns() / total, "total",
+          total, 100.0);
+  for (i = 0; i < NPARTS; i++)
+    fprintf(out, "  %s: %s\n", part_names[i], part_what[i]);
+  fprintf(out,
+          "  rest: %s\n  total: wall time / round trips\n"
+          "  p50: within one histogram bucket (12.5 %%)\n  %s\n",
+          rest_what, clock_note);
+}
+
+static void breakdown_write_part(FILE *f, const char *name, const char *what,
+                                 double mean, const tandem_histogram_t *h) {
+  fprintf(f, "    {\"part\": \"%s\", \"what\": ", name);
+  json_write_string(f, what);
+  fprintf(f, ", \"mean_ns\": ");
+  json_write_number(f, mean);
+  fprintf(f, ", \"share\": ");
+  json_write_number(f, mean / breakdown_total_ns());
+  if (h != NULL) {
+    fprintf(f, ", \"p50_ns\": %" PRIu64 ",\n     \"hist\": ",
+            tandem_histogram_quantile(h, 0.5));
+    hist_write_json(f, h);
+  }
+  fprintf(f, "}");
+}
+
+/* The report: the shared header, then
+ *   "breakdown": {"peer", "threads", "kind", "window", "jobs",
+ *                 "elapsed_ns", "total_ns", "parts": [{"part", "what",
+ *                 "mean_ns", "share", "p50_ns", "hist"}, ...], "clock"}
+ * with the parts wait, run, lag and rest (no p50 or hist), in that order;
+ * share = mean / total. */
+static int breakdown_write_json(void) {
+  FILE *f;
+  int i;
+
+  f = bench_report_open(&bench.cli, TANDEM_VERSION_STRING, bench.workers, 1);
+  if (f == NULL)
+    return UV_EIO;
+  fprintf(f, ", \"breakdown_jobs\": %" PRIu64 "},\n \"breakdown\": {",
+          breakdown.jobs);
+  fprintf(f,
+          "\"peer\": \"tandem\", \"threads\": %u, \"kind\": \"empty\", "
+          "\"window\": 1, \"jobs\": %" PRIu64 ",\n  \"elapsed_ns\": ",
+          bench.threads[PEER_TANDEM], breakdown.jobs);
+  json_write_number(f, breakdown.elapsed_ns);
+  fprintf(f, ", \"total_ns\": ");
+  json_write_number(f, breakdown_total_ns());
+  fprintf(f, ",\n  \"parts\": [\n");
+  for (i = 0; i < NPARTS; i++) {
+    breakdown_write_part(f, part_names[i], part_what[i],
+                         hist_mean_ns(&breakdown.part[i]), &breakdown.part[i]);
+    fprintf(f, ",\n");
+  }
+  breakdown_write_part(f, "rest", rest_what, breakdown_rest_ns(), NULL);
+  fprintf(f, "],\n  \"clock\": ");
+  json_write_string(f, clock_note);
+  fprintf(f, "}");
+  return bench_report_close(&bench.cli, f);
+}
+
+/* --breakdown: tandem alone, on a pool that records time. */
+static int breakdown_main(void) {
+  tandem_options_t opts;
+  tandem_pool_t *pool;
+  runner_t *rn = &runners[PEER_TANDEM];
+  double ns;
+  int err;
+  int rc;
+
+  breakdown.jobs = BREAKDOWN_JOBS / (bench.cli.tiny    ? TINY_DIV
+                                     : bench.cli.quick ? QUICK_BREAKDOWN_DIV
+                                                       : 1);
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = bench.workers;
+  opts.metrics = 1;
+  err = tandem_pool_new(&pool, &opts);
+  if (err != 0)
+    return report_err("tandem_pool_new", err);
+  bench.threads[PEER_TANDEM] = tandem_pool_workers(pool);
+  err = runner_init(rn, "tandem", VIA_TANDEM, pool, 0);
+  if (err != 0) {
+    report_err("tandem", err);
+  } else {
+    /* Start the threads and fault everything in, then the measurement. */
+    err = runner_measure(rn, KIND_EMPTY, 64, 20000, &ns, NULL);
+    if (err == 0)
+      err = runner_measure(rn, KIND_EMPTY, 1, 2000, &ns, NULL);
+    if (err == 0)
+      err = breakdown_measure(rn);
+    if (err != 0)
+      report_err("tandem --breakdown", err);
+    if ((rc = runner_close(rn)) != 0)
+      err = report_err("uv_loop_close (tandem)", rc);
+  }
+  if ((rc = tandem_pool_free(pool)) != 0)
+    err = report_err("tandem_pool_free", rc);
+  if (err == 0) {
+    breakdown_print();
+    err = breakdown_write_json();
+  }
+  return err;
+}
+
 int main(int argc, char **argv) {
   const char *env;
 
@@ -1050,6 +1296,8 @@ int main(int argc, char **argv) {
     spin_iters = bench.spin_iters;
     return child_main();
   }
+  if (bench.breakdown)
+    return breakdown_main() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
   /* uv(4) is libuv's default pool: libuv reads this at its first job. */
   env = getenv("UV_THREADPOOL_SIZE");
   if (env != NULL) {

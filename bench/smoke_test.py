@@ -9,10 +9,10 @@ figures mean nothing) and writes --json and, when gnuplot is installed,
 --plot.  The test passes when tandem-bench exits 0 and the JSON has the
 expected shape: the machine and the versions, roundtrip, metrics, forkjoin
 and python measured (server measured or skipped, never failed), every peer
-of roundtrip present with the waits of tandem and uv_queue_work, metrics'
-on/off pairs, and every figure a finite positive number (a wait's
-percentiles may be 0 ns).  It checks the shape of the report, never a
-speed.
+of roundtrip present with the waits of tandem and uv_queue_work, and its
+--breakdown, metrics' on/off pairs, and every figure a finite positive
+number (a wait's percentiles may be 0 ns).  It checks the shape of the
+report, never a speed.
 """
 
 import json
@@ -97,6 +97,7 @@ def check_workloads(doc):
             check(positive(s), f"roundtrip sample {s!r} of {r['peer']}")
         if r["peer"] in WAIT_PEERS:
             check_wait(r)
+    check_breakdown(rt)
     mt = w["metrics"]["data"]
     pairs = {(r["kind"], r["window"], r["peer"]) for r in mt["results"]}
     for kind, window, _ in list(pairs):
@@ -126,6 +127,24 @@ def check_wait(r):
           "to count")
     check([x for x, _ in b] == sorted({x for x, _ in b}),
           f"{where}: buckets not in order")
+
+
+def check_breakdown(rt):
+    """roundtrip --breakdown's parts: wait, run and lag with a value per
+    round trip, then the rest (which may be a little below 0)."""
+    bd = rt.get("breakdown")
+    check(isinstance(bd, dict), "roundtrip: no breakdown: "
+          f"{rt.get('breakdown_error')}")
+    check(positive(bd.get("total_ns")),
+          f"breakdown total: {bd.get('total_ns')!r}")
+    parts = bd.get("parts", [])
+    check([p.get("part") for p in parts] == ["wait", "run", "lag", "rest"],
+          f"breakdown parts: {[p.get('part') for p in parts]}")
+    for p in parts[:3]:
+        check(positive(p.get("mean_ns"), zero_ok=True) and
+              p.get("hist", {}).get("count") == bd.get("jobs"),
+              f"breakdown {p['part']}: {p.get('mean_ns')!r}, "
+              f"{p.get('hist', {}).get('count')!r} of {bd.get('jobs')!r}")
 
 
 def check_doc(doc, plot_dir):
