@@ -231,15 +231,15 @@ static inline bool top_level(const tdm_worker_t *w) {
  * of its own, or its wait would be negative. */
 static inline uint64_t timed_start(const tdm_worker_t *w, uint64_t queued) {
   if (top_level(w) &&
-      ((w->tick - queued) & TDM_STAMP_MASK) < TDM_STAMP_MASK / 2)
+      ((w->tick - queued) & TDM_CLOCK_MASK56) < TDM_CLOCK_MASK56 / 2)
     return w->tick;
   return tdm_clock_now();
 }
 
 
 /* Right after work_cb of a job of a timed pool: one reading, its end,
- * which times its run, its wait (from queued_at_) and, through done_at_,
- * its loop's lag. */
+ * which times its run, its wait (from the queued reading) and, kept in
+ * the request (tdm_req_set_done), its loop's lag. */
 static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
                              tandem_work_t *req, unsigned opts,
                              uint64_t queued, uint64_t start) {

@@ -297,7 +297,7 @@ static inline void time_callback(tdm_loop_rec_t *m, const tandem_work_t *req,
                                  unsigned opts) {
   (void)tdm_loop_rec_tick(m); /* in m->tick, for the submits too */
   if (opts & TDM_OPT_TIMED)
-    tdm_hist_add(&m->lag, tdm_req_since(tdm_req_done(req), m->tick));
+    tdm_hist_add(&m->lag, tdm_clock_since56(tdm_req_done(req), m->tick));
 }
 
 /* Loop thread: runs the after callbacks of everything completed so far.

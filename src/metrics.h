@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics.h: where the runtime records time (metrics.c): each thread's job
- * timings, a loop's lag and poll time, and the reads that merge them
+ * timings, a loop's lag and idle time, and the reads that merge them
  * (tandem_pool_metrics, tandem_loop_metrics).  Internal to the library.
  *
  * Every reading is clock.h's (ticks); histograms hold nanoseconds.  A job
  * is timed at four points: queued (its submitter, or the after callback it
  * was queued from), started and finished (its worker: one reading per job
  * boundary when the worker goes straight on), and called back (its loop
- * thread: one reading per after callback).
+ * thread: a reading before every 8th short after callback, every long
+ * one, and each drain's first -- tdm_loop_rec_tick).
  */
 #ifndef TANDEM_METRICS_H
 #define TANDEM_METRICS_H
@@ -36,10 +37,11 @@ typedef struct tdm_rec_s {
   bool shared;
 } tdm_rec_t;
 
-/* The thread that ran `req`'s work callback: records its wait and run. */
+/* The thread that ran `req`'s work callback: records its wait and run.
+ * `queued` is the request's 56-bit reading (pool.h), hence modulo 2^56. */
 static inline void tdm_rec_job(tdm_rec_t *r, uint64_t queued, uint64_t start,
                                uint64_t end) {
-  uint64_t wait = tdm_clock_since(queued, start);
+  uint64_t wait = tdm_clock_since56(queued, start);
   uint64_t run = tdm_clock_since(start, end);
 
   if (r->shared) {

@@ -67,7 +67,6 @@ enum { TDM_CLS_NORMAL = 0, TDM_CLS_HIGH = 1, TDM_CLS_LOW = 2 };
  * it) and its next 24 bits in opts_ above TDM_OPT_BITS; once work_cb has
  * returned, the end reading in work_cb_'s bytes (unused until the next
  * submit writes it).  Readings are compared modulo 2^56. */
-#define TDM_STAMP_MASK ((UINT64_C(1) << 56) - 1)
 
 _Static_assert(sizeof(tandem_work_cb) == sizeof(uint64_t),
                "work_cb_ holds a reading once work_cb has returned");
@@ -83,11 +82,6 @@ static inline unsigned tdm_req_stamp(tandem_work_t *req, unsigned bits,
 /* The worker, before the start: the queued reading. */
 static inline uint64_t tdm_req_queued(const tandem_work_t *req) {
   return ((uint64_t)(req->opts_ >> 8) << 32) | (uint32_t)req->status_;
-}
-
-/* The nanoseconds from reading `from` (56 bits kept) to reading `to`. */
-static inline uint64_t tdm_req_since(uint64_t from, uint64_t to) {
-  return tdm_clock_ns((to - from) & TDM_STAMP_MASK);
 }
 
 /* The worker after work_cb, and the loop before the after callback. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "pool.h" /* the readings a request carries (internal) */
 #include "hold.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -159,6 +160,37 @@ START_TEST(quantiles_random_and_merge) {
     if (bk + 1 < TANDEM_HISTOGRAM_BUCKETS)
       ck_assert_uint_lt(got, tandem_histogram_bucket_upper(bk));
   }
+}
+END_TEST
+
+/* ------------------------------------------------ readings (internal) */
+
+/* A request carries its queued reading in 56 bits (pool.h): a wait must be
+ * measured modulo 2^56 -- a TSC passes 2^56 after about 300 days of
+ * uptime at 2.8 GHz -- and a reading taken on another core a few ticks
+ * "before" the queued one is a wait of 0, not of 2^56 ticks.  The clock is
+ * left uncalibrated here: a tick is a nanosecond. */
+START_TEST(readings_modulo_2_56) {
+  static tdm_rec_t rec;
+  static tandem_work_t req;
+  const uint64_t t = (UINT64_C(1) << 56) + 5000; /* past the wrap */
+  unsigned word;
+
+  ck_assert_uint_eq(tdm_clock_ns(1000), 1000);
+  memset(&rec, 0, sizeof(rec));
+  word = tdm_req_stamp(&req, 0, t);
+  req.opts_ = word;
+  tdm_rec_job(&rec, tdm_req_queued(&req), t + 1000, t + 3000);
+  ck_assert_uint_eq(rec.wait.bucket[tandem_histogram_bucket(1000)], 1);
+  ck_assert_uint_eq(rec.wait.sum_ns, 1000);
+  ck_assert_uint_eq(rec.run.sum_ns, 2000);
+  /* Started "before" it was queued (another core's counter): wait 0. */
+  tdm_rec_job(&rec, tdm_req_queued(&req), t - 10, t + 100);
+  ck_assert_uint_eq(rec.wait.sum_ns, 1000);
+  ck_assert_uint_eq(rec.wait.bucket[0], 1);
+  /* A lag whose callback reading is a few ticks early is 0 too. */
+  ck_assert_uint_eq(tdm_clock_since56(t, t - 10), 0);
+  ck_assert_uint_eq(tdm_clock_since56(t, t + 700), 700);
 }
 END_TEST
 
@@ -603,6 +635,7 @@ static Suite *metrics_suite(void) {
   tcase_add_test(tc, bucket_layout);
   tcase_add_test(tc, record_and_quantiles);
   tcase_add_test(tc, quantiles_random_and_merge);
+  tcase_add_test(tc, readings_modulo_2_56);
   suite_add_tcase(s, tc);
   tc = tcase_create("pool");
   tcase_set_timeout(tc, 30);
