@@ -1012,25 +1012,31 @@ static int open_all(tandem_pool_t *pool, tandem_pool_t *pool_off) {
   return 0;
 }
 
-static int parent_main(void) {
+/* A pool of bench.workers with time recording on (metrics 1, whatever
+ * TANDEM_METRICS says) or off (-1). */
+static int new_pool(tandem_pool_t **pool, int metrics) {
   tandem_options_t opts;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = bench.workers;
+  opts.metrics = metrics;
+  return tandem_pool_new(pool, &opts);
+}
+
+static int parent_main(void) {
   tandem_pool_t *pool;
   tandem_pool_t *pool_off = NULL;
   int err;
 
-  /* Time recording on, whatever TANDEM_METRICS says: tandem(K)'s waits
-   * come from it, and tandem_off(K) is measured against it. */
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = bench.workers;
-  opts.metrics = 1;
-  err = tandem_pool_new(&pool, &opts);
+  /* Recording on: tandem(K)'s waits come from it, and tandem_off(K) is
+   * measured against it. */
+  err = new_pool(&pool, 1);
   if (err != 0)
     return report_err("tandem_pool_new", err);
   bench.threads[PEER_TANDEM] = tandem_pool_workers(pool);
   bench.threads[PEER_GIL] = bench.threads[PEER_TANDEM];
   if (selected(PEER_TANDEM_OFF)) {
-    opts.metrics = -1;
-    err = tandem_pool_new(&pool_off, &opts);
+    err = new_pool(&pool_off, -1);
     if (err != 0)
       report_err("tandem_pool_new (metrics off)", err);
     else
@@ -1238,7 +1244,6 @@ static int breakdown_write_json(void) {
 
 /* --breakdown: tandem alone, on a pool that records time. */
 static int breakdown_main(void) {
-  tandem_options_t opts;
   tandem_pool_t *pool;
   runner_t *rn = &runners[PEER_TANDEM];
   double ns;
@@ -1248,10 +1253,7 @@ static int breakdown_main(void) {
   breakdown.jobs = BREAKDOWN_JOBS / (bench.cli.tiny    ? TINY_DIV
                                      : bench.cli.quick ? QUICK_BREAKDOWN_DIV
                                                        : 1);
-  memset(&opts, 0, sizeof(opts));
-  opts.workers = bench.workers;
-  opts.metrics = 1;
-  err = tandem_pool_new(&pool, &opts);
+  err = new_pool(&pool, 1);
   if (err != 0)
     return report_err("tandem_pool_new", err);
   bench.threads[PEER_TANDEM] = tandem_pool_workers(pool);
