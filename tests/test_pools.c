@@ -5,8 +5,10 @@
  */
 #define _GNU_SOURCE /* syscall(), SYS_gettid */
 #include <check.h>
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -576,6 +578,56 @@ START_TEST(test_default_pool_made_once_under_race) {
 }
 END_TEST
 
+/* Threads of this process whose name starts with `prefix` (Linux). */
+static int threads_named(const char *prefix) {
+  char path[300];
+  char name[32];
+  FILE *f;
+  DIR *d;
+  struct dirent *e;
+  int n = 0;
+
+  d = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(d);
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    f = fopen(path, "r");
+    if (f == NULL)
+      continue; /* the thread has just exited */
+    if (fgets(name, sizeof(name), f) != NULL &&
+        strncmp(name, prefix, strlen(prefix)) == 0)
+      n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+/* tandem_pool_new returns once every worker runs, as libuv's pool does: a
+ * fork() right after it then never copies a thread caught in its start-up
+ * (under GCC 12's ASan that start-up holds allocator locks, and a child
+ * forked then deadlocked at its first malloc: a 30 s hang in CI).  Each
+ * worker names itself first thing, so all of them carry their name. */
+START_TEST(test_pool_new_returns_with_every_worker_started) {
+  tandem_options_t opts;
+  tandem_pool_t *pool;
+  int round;
+  int before;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = 8;
+  /* Other pools' workers (the default pool's, under CK_FORK=no) count too. */
+  before = threads_named("tandem-w");
+  for (round = 0; round < 20; round++) {
+    ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
+    ck_assert_int_eq(threads_named("tandem-w"), before + 8);
+    ck_assert_int_eq(tandem_pool_free(pool), 0);
+  }
+}
+END_TEST
+
 /* A pool with more workers than the stats struct has room for: it works,
  * stats.workers tells the real count, only the first 64 are itemised. */
 START_TEST(test_pool_with_more_workers_than_stats_slots) {
@@ -929,6 +981,7 @@ static Suite *pools_suite(void) {
   tcase_add_test(tc, test_worker_nice_lowers_workers_priority);
   tcase_add_test(tc, test_zero_workers_means_one_per_online_cpu);
   tcase_add_test(tc, test_default_pool_made_once_under_race);
+  tcase_add_test(tc, test_pool_new_returns_with_every_worker_started);
   tcase_add_test(tc, test_pool_with_more_workers_than_stats_slots);
   suite_add_tcase(s, tc);
 
