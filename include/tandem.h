@@ -161,10 +161,12 @@ typedef struct tandem_options_s {
   void *reserved[6];
 } tandem_options_t;
 
-/** Makes a pool and starts its workers.  Returns 0 and sets *pool, UV_EINVAL
- * for a NULL pool or an option out of range (workers over 4096, queue_size
- * over TANDEM_QUEUE_SIZE_MAX, worker_nice outside -39..39), UV_ENOMEM, or the
- * error of a failed thread creation (e.g. UV_EAGAIN).  On an error nothing is
+/** Makes a pool and starts its workers; it returns once every worker runs
+ * (so a fork() right after it copies no thread half started).  Returns 0 and
+ * sets *pool, UV_EINVAL for a NULL pool or an option out of range (workers
+ * over 4096, queue_size over TANDEM_QUEUE_SIZE_MAX, worker_nice outside
+ * -39..39), UV_ENOMEM, or the error of a failed thread creation (e.g.
+ * UV_EAGAIN).  On an error nothing is
  * left behind: no memory, no thread.
  * \thread Any thread. */
 TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,

@@ -485,6 +485,7 @@ static void worker_main(void *arg) {
   tandem__name_thread("tandem-w", w->index);
   /* A hint only: a worker that cannot be reniced still works. */
   (void)tandem__thread_renice(pool->worker_nice);
+  uv_sem_post(pool->starting); /* the last touch of it: start_workers' own */
   for (;;) {
     rest = tdm_idle_resting(idle, w->index);
     item = rest ? tdm_deque_take_owner(&w->dq) : find_work(w, true);
@@ -540,23 +541,37 @@ static void destroy(tandem_pool_t *pool) {
   free(pool);
 }
 
+/* Starts the workers and, as libuv's pool does, returns only once each one
+ * runs: a fork() after tandem_pool_new() then copies no thread in the middle
+ * of its start-up (a sanitizer's, or a libc's, which may hold locks the
+ * child would need).  On an error, stops those already started. */
 static int start_workers(tandem_pool_t *pool, size_t stack_size) {
   uv_thread_options_t topts;
+  uv_sem_t started;
   tdm_worker_t *w;
   unsigned i;
+  unsigned n;
   int err;
 
+  err = uv_sem_init(&started, 0);
+  if (err != 0)
+    return err;
+  pool->starting = &started;
   topts.flags = UV_THREAD_HAS_STACK_SIZE;
   topts.stack_size = stack_size != 0 ? stack_size : DEFAULT_STACK_SIZE;
   for (i = 0; i < pool->nworkers; i++) {
     w = &pool->workers[i];
     err = uv_thread_create_ex(&w->thread, &topts, worker_main, w);
-    if (err != 0) {
-      stop_workers(pool, i);
-      return err;
-    }
+    if (err != 0)
+      break;
   }
-  return 0;
+  for (n = 0; n < i; n++)
+    uv_sem_wait(&started);
+  pool->starting = NULL;
+  uv_sem_destroy(&started);
+  if (err != 0)
+    stop_workers(pool, i);
+  return err;
 }
 
 /* The worker array and each worker's deque.  Returns 0 or UV_ENOMEM;

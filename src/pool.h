@@ -200,6 +200,7 @@ struct tandem_pool_s {
   int is_default;
   uint32_t gen; /* tandem__fork_gen when made (fork.c) */
   tandem_pool_t *inherited_next; /* fork.c's list of inherited defaults */
+  uv_sem_t *starting; /* start_workers' count of started workers */
 };
 
 /* fork.c.  Bumped in every forked child. */
