@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * forkjoin: what a fork costs, and how well a coarse kernel scales, on
- * tandem's fork-join API against oneTBB and OpenMP, all in one process.
+ * tandem's fork-join API against oneTBB, OpenMP and Rayon, all in one
+ * process.
  *
  * Two kernels, each run by every peer with the same number of threads
  * (--workers N), repetitions interleaved with the peers' order rotated
@@ -12,7 +13,8 @@
  *   spawns.  serial: plain recursion; tandem: tandem_join, the root started
  *   on a worker through a tandem_group_t; tbb: tbb::parallel_invoke, and a
  *   tbb::task_group per call, inside a task_arena (the bar is against the
- *   faster of the two); omp: `omp task` + `taskwait` inside parallel/single.
+ *   faster of the two); omp: `omp task` + `taskwait` inside parallel/single;
+ *   rayon: rayon::join, the root run by ThreadPool::install.
  *   Each parallel peer starts its clock on the thread that runs the root,
  *   so only the computation is timed.  Figures: wall time, wall time per
  *   spawn (spawns = calls that fork, counted exactly), the ratio to tandem.
@@ -21,7 +23,8 @@
  *   by rows; every peer calls the same row kernel.  serial: one loop;
  *   tandem: tandem_parallel_for with grain 0 (lazy binary splitting) and
  *   with a grain of 1 row; tbb: parallel_for over a blocked_range, auto
- *   partitioner; omp: parallel for schedule(dynamic).  Timed from the
+ *   partitioner; omp: parallel for schedule(dynamic); rayon: into_par_iter
+ *   over the rows, adaptive splitting.  Timed from the
  *   calling thread around the whole call.  Figures: wall time, speedup over
  *   serial, the ratio to the fastest peer.
  *
@@ -36,15 +39,32 @@
  * run).  A peer whose toolchain was missing at build time is compiled out
  * and reported as skipped, with the Debian package that brings it.
  *
+ * Rayon is Rust: it lives in a shared library, bench/peers/rust/rayon_peer
+ * (librayon_peer.so, built by `cmake --build BUILD --target rust_peers`),
+ * that this program dlopen()s at start (--rayon-lib PATH, default: where
+ * that target puts it in this build tree).  Absent, its peer is reported
+ * as not built, with the command that builds it; the run goes on.
+ *
+ * Every pool lives in this process, so each must be idle while another
+ * runs: tandem's workers park, Rayon's and oneTBB's threads sleep, OpenMP's
+ * sleep after their spin count.  The pause between measurements (SETTLE_NS)
+ * gives them time to, and is checked: the process's CPU time is read over
+ * its first half (the previous peer's pool winding down: "cpu_after_ns" of
+ * that peer) and its second half ("cpu_later_ns" of that peer, and
+ * "quiet_cpu_ns" of the run: near 0 when every pool is asleep as the next
+ * measurement starts).
+ *
  * Run:   build/bench/forkjoin [--workers N] [--reps R] [--quick]
  *                             [--json FILE] [--only PEERS] [--kernel K]
+ *                             [--rayon-lib PATH]
  * --workers defaults to the online CPUs, --reps to 9 (5 with --quick, which
  * also uses a 1024 x 1024 image: about 10 s on an idle 2-core VM, the
  * default run about 40 s); --only runs just some peers (serial, tandem,
- * tbb, omp: a comma-separated list), --kernel just fib or mandel, e.g. for
- * `perf record -g build/bench/forkjoin --only tandem --kernel fib`.  Every
+ * tbb, omp, rayon: a comma-separated list), --kernel just fib or mandel, e.g.
+ * for `perf record -g build/bench/forkjoin --only tandem --kernel fib`.  Every
  * measurement is bounded by a watchdog of WATCHDOG_S seconds.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -67,6 +87,7 @@
 #define MAX_REPS BENCH_MAX_REPS
 #define WATCHDOG_S 120     /* one measurement gives up after this */
 #define SETTLE_NS 20000000 /* pause between measurements: 20 ms */
+#define SETTLE_SAMPLES ((MAX_REPS + 1) * NKERNELS * MAX_PEERS)
 #define FIB_N 30
 #define FIB_MAX_N 40
 #define MANDEL_SIDE 2048
@@ -74,8 +95,9 @@
 #define MANDEL_MAX_ITER 256
 
 /* Families, for --only and for the report's skipped lines. */
-enum { FAM_SERIAL, FAM_TANDEM, FAM_TBB, FAM_OMP, NFAMS };
-static const char *const fam_keys[NFAMS] = {"serial", "tandem", "tbb", "omp"};
+enum { FAM_SERIAL, FAM_TANDEM, FAM_TBB, FAM_OMP, FAM_RAYON, NFAMS };
+static const char *const fam_keys[NFAMS] = {"serial", "tandem", "tbb", "omp",
+                                            "rayon"};
 
 enum { K_FIB, K_MANDEL, NKERNELS };
 static const char *const kernel_keys[NKERNELS] = {"fib", "mandelbrot"};
@@ -92,7 +114,32 @@ typedef struct peer_s {
   measure_fn run; /* NULL: compiled out */
 } peer_t;
 
-#define MAX_PEERS 5
+#define MAX_PEERS 6
+
+/* Rayon, from librayon_peer.so (bench/peers/rust/rayon_peer/src/lib.rs,
+ * which documents each call).  RAYON_PEER_ABI must equal the library's
+ * rayon_peer_abi(): a library built from other sources is refused. */
+#define RAYON_PEER_ABI 1
+#ifndef FORKJOIN_RAYON_LIB /* CMake sets it: the build tree's copy */
+#define FORKJOIN_RAYON_LIB "librayon_peer.so"
+#endif
+#ifndef FORKJOIN_RAYON_BUILD
+#define FORKJOIN_RAYON_BUILD "cmake --build BUILD --target rust_peers"
+#endif
+
+typedef struct rayon_peer_s {
+  const char *path;
+  const char *why; /* NULL once loaded */
+  char why_buf[512];
+  unsigned (*abi)(void);
+  const char *(*version)(void);
+  const char *(*rustc_version)(void);
+  unsigned (*init)(unsigned threads);
+  void (*fini)(void);
+  double (*fib_ns)(int n, long *result);
+  double (*mandel_ns)(void (*rows)(size_t, size_t, void *), void *image,
+                      size_t height);
+} rayon_peer_t;
 
 typedef struct bench_s {
   bench_cli_t cli;
@@ -111,7 +158,15 @@ typedef struct bench_s {
   int npeers[NKERNELS];
   const peer_t *peers[NKERNELS];
   double ns[NKERNELS][MAX_PEERS][MAX_REPS];
-  double steals[NKERNELS][MAX_PEERS][MAX_REPS]; /* tandem's, per run */
+  double steals[NKERNELS][MAX_PEERS][MAX_REPS];    /* tandem's, per run */
+  double cpu_after[NKERNELS][MAX_PEERS][MAX_REPS]; /* see settle() */
+  double cpu_later[NKERNELS][MAX_PEERS][MAX_REPS];
+  double quiet_cpu[SETTLE_SAMPLES];
+  unsigned nquiet;
+  int last_k; /* the last measurement, whose pause is running out */
+  int last_p;
+  int last_rep; /* < 0: none, or a warm-up */
+  rayon_peer_t rayon;
 } bench_t;
 
 static bench_t bench;
@@ -375,6 +430,78 @@ static int mandel_omp_run(double *ns) {
 #define MANDEL_OMP_RUN NULL
 #endif
 
+/* ---------------------------------------------------------------- rayon */
+
+/* dlsym into a function pointer: POSIX guarantees the two have one
+ * representation. */
+static int rayon_sym(void *lib, const char *name, void *fn) {
+  void *sym;
+
+  sym = dlsym(lib, name);
+  if (sym == NULL)
+    return -1;
+  memcpy(fn, &sym, sizeof(sym));
+  return 0;
+}
+
+/* Loads bench.rayon.path.  Returns 0, or -1 with bench.rayon.why saying
+ * why and what to do: a missing or stale library is a skipped peer, not an
+ * error.  Never dlclose()d: Rayon's threads run its code until exit. */
+static int rayon_load(void) {
+  rayon_peer_t *r = &bench.rayon;
+  const char *err;
+  void *lib;
+
+  r->why = r->why_buf;
+  if (access(r->path, F_OK) != 0) {
+    snprintf(r->why_buf, sizeof(r->why_buf),
+             "not built (no %s): scripts/install-deps.sh --peers installs "
+             "Rust and the crates, then: %s",
+             r->path, FORKJOIN_RAYON_BUILD);
+    return -1;
+  }
+  lib = dlopen(r->path, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) {
+    err = dlerror();
+    snprintf(r->why_buf, sizeof(r->why_buf), "cannot load it: %s",
+             err != NULL ? err : r->path);
+    return -1;
+  }
+  if (rayon_sym(lib, "rayon_peer_abi", &r->abi) != 0 ||
+      r->abi() != RAYON_PEER_ABI ||
+      rayon_sym(lib, "rayon_peer_version", &r->version) != 0 ||
+      rayon_sym(lib, "rayon_peer_rustc_version", &r->rustc_version) != 0 ||
+      rayon_sym(lib, "rayon_peer_init", &r->init) != 0 ||
+      rayon_sym(lib, "rayon_peer_fini", &r->fini) != 0 ||
+      rayon_sym(lib, "rayon_peer_fib_ns", &r->fib_ns) != 0 ||
+      rayon_sym(lib, "rayon_peer_mandel_ns", &r->mandel_ns) != 0) {
+    snprintf(r->why_buf, sizeof(r->why_buf),
+             "%s is not this forkjoin's (ABI %d expected): rebuild it: %s",
+             r->path, RAYON_PEER_ABI, FORKJOIN_RAYON_BUILD);
+    return -1;
+  }
+  r->why = NULL;
+  return 0;
+}
+
+static int fib_rayon_run(double *ns) {
+  long r = 0;
+
+  *ns = bench.rayon.fib_ns(bench.fib_n, &r);
+  if (*ns < 0)
+    return UV_ENOMEM;
+  return fib_check("rayon", r);
+}
+
+static int mandel_rayon_run(double *ns) {
+  mandel_poison(&bench.mandel);
+  *ns = bench.rayon.mandel_ns(forkjoin_mandel_rows, &bench.mandel,
+                              bench.mandel.height);
+  if (*ns < 0)
+    return UV_ENOMEM;
+  return mandel_check("rayon");
+}
+
 static const peer_t fib_peers[] = {
     {"serial", "serial", "", "plain recursion on the calling thread",
      FAM_SERIAL, fib_serial_run},
@@ -388,6 +515,9 @@ static const peer_t fib_peers[] = {
      FIB_TBB_GROUP_RUN},
     {"omp", "omp", "", "omp task + taskwait in parallel/single", FAM_OMP,
      FIB_OMP_RUN},
+    {"rayon", "rayon", "",
+     "rayon::join recursion, root run by ThreadPool::install", FAM_RAYON,
+     fib_rayon_run},
 };
 
 static const peer_t mandel_peers[] = {
@@ -402,14 +532,24 @@ static const peer_t mandel_peers[] = {
      FAM_TBB, MANDEL_TBB_RUN},
     {"omp", "omp", "", "omp parallel for schedule(dynamic)", FAM_OMP,
      MANDEL_OMP_RUN},
+    {"rayon", "rayon", "",
+     "(0..height).into_par_iter(), a row per item, in ThreadPool::install",
+     FAM_RAYON, mandel_rayon_run},
 };
 
-enum { FIB_SERIAL, FIB_TANDEM, FIB_TBB_INVOKE, FIB_TBB_GROUP, FIB_OMP };
+enum {
+  FIB_SERIAL,
+  FIB_TANDEM,
+  FIB_TBB_INVOKE,
+  FIB_TBB_GROUP,
+  FIB_OMP,
+  FIB_RAYON
+};
 _Static_assert(sizeof(fib_peers) / sizeof(fib_peers[0]) <= MAX_PEERS,
                "MAX_PEERS too small for fib");
 _Static_assert(sizeof(mandel_peers) / sizeof(mandel_peers[0]) <= MAX_PEERS,
                "MAX_PEERS too small for mandelbrot");
-enum { MB_SERIAL, MB_TANDEM0, MB_TANDEM1, MB_TBB, MB_OMP };
+enum { MB_SERIAL, MB_TANDEM0, MB_TANDEM1, MB_TBB, MB_OMP, MB_RAYON };
 
 /* Why a family is missing, and what brings it. */
 static const char *fam_missing(int fam) {
@@ -418,6 +558,8 @@ static const char *fam_missing(int fam) {
   if (fam == FAM_OMP)
     return "no OpenMP at build time (Debian: gcc with libgomp1; clang: "
            "libomp-dev)";
+  if (fam == FAM_RAYON && bench.rayon.why != NULL)
+    return bench.rayon.why;
   return "not built";
 }
 
@@ -429,11 +571,17 @@ static int kernel_selected(int k) {
   return bench.kernel < 0 || bench.kernel == k;
 }
 
+/* Is the peer there: compiled in, and for Rayon, loaded? */
+static int peer_built(const peer_t *peer) {
+  return peer->run != NULL &&
+         (peer->fam != FAM_RAYON || bench.rayon.why == NULL);
+}
+
 /* Is (kernel, peer) measured in this run? */
 static int measured(int k, int p) {
   const peer_t *peer = &bench.peers[k][p];
 
-  return kernel_selected(k) && peer->run != NULL && fam_selected(peer->fam);
+  return kernel_selected(k) && peer_built(peer) && fam_selected(peer->fam);
 }
 
 /* ------------------------------------------------------------ measuring */
@@ -449,11 +597,23 @@ static void watchdog_fire(int sig) {
   _exit(EXIT_FAILURE);
 }
 
-static void settle(void) {
-  struct timespec ts = {0, SETTLE_NS};
+static uint64_t process_cpu_ns(void) {
+  struct timespec ts;
 
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Half the pause between measurements; returns the CPU time every thread
+ * of the process used meanwhile: this thread sleeps, so it is the pools'. */
+static double settle(void) {
+  struct timespec ts = {0, SETTLE_NS / 2};
+  uint64_t t0;
+
+  t0 = process_cpu_ns();
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
     ;
+  return (double)(process_cpu_ns() - t0);
 }
 
 static int report_err(const char *what, int err) {
@@ -469,16 +629,31 @@ static uint64_t tandem_steals(void) {
   return st.total.steals;
 }
 
+/* The second half of the pause, charged to the last measurement. */
+static void settle_late(void) {
+  double quiet;
+
+  quiet = settle();
+  if (bench.last_rep < 0)
+    return;
+  bench.cpu_later[bench.last_k][bench.last_p][bench.last_rep] = quiet;
+  if (bench.nquiet < SETTLE_SAMPLES)
+    bench.quiet_cpu[bench.nquiet++] = quiet;
+}
+
 /* One measurement of (kernel, peer), under the watchdog, stored as
- * repetition `rep` (none when rep < 0: a warm-up). */
+ * repetition `rep` (none when rep < 0: a warm-up), between the two halves
+ * of the pause: the CPU used before it (every pool should be asleep) and
+ * after it (this peer's pool going to sleep). */
 static int measure(int k, int p, int rep) {
   const peer_t *peer = &bench.peers[k][p];
   char what[64];
   uint64_t steals;
+  double quiet;
   double ns;
   int err;
 
-  settle();
+  settle_late();
   steals = tandem_steals();
   alarm(WATCHDOG_S);
   err = peer->run(&ns);
@@ -491,6 +666,12 @@ static int measure(int k, int p, int rep) {
     bench.ns[k][p][rep] = ns;
     bench.steals[k][p][rep] = (double)(tandem_steals() - steals);
   }
+  quiet = settle();
+  if (rep >= 0)
+    bench.cpu_after[k][p][rep] = quiet;
+  bench.last_k = k;
+  bench.last_p = p;
+  bench.last_rep = rep;
   return 0;
 }
 
@@ -514,6 +695,7 @@ static int measure_all(void) {
   int p;
   int err;
 
+  bench.last_rep = -1;
   err = warm_up();
   for (rep = 0; err == 0 && rep < bench.reps; rep++) {
     fprintf(stderr, "forkjoin: rep %u of %u\n", rep + 1, bench.reps);
@@ -526,6 +708,8 @@ static int measure_all(void) {
       }
     }
   }
+  if (err == 0)
+    settle_late(); /* the last measurement's */
   return err;
 }
 
@@ -601,6 +785,13 @@ static int targets(target_t *t) {
   t[n].value = fib_per_spawn(FIB_TANDEM) / fib_per_spawn(FIB_OMP);
   t[n].met = isnan(t[n].value) ? -1 : t[n].value < 1.0;
   n++;
+  /* Issue #15: no slower per join than Rayon, in this same run. */
+  snprintf(t[n].what, sizeof(t[n].what), "fib(%d) ns/spawn, tandem / rayon(%u)",
+           bench.fib_n, bench.threads[FAM_RAYON]);
+  snprintf(t[n].goal, sizeof(t[n].goal), "<= 1");
+  t[n].value = fib_per_spawn(FIB_TANDEM) / fib_per_spawn(FIB_RAYON);
+  t[n].met = isnan(t[n].value) ? -1 : t[n].value <= 1.0;
+  n++;
   /* 1.9x on 2 workers: 95% parallel efficiency. */
   bar = 0.95 * bench.threads[FAM_TANDEM];
   for (p = MB_TANDEM0; p <= MB_TANDEM1; p++) {
@@ -636,13 +827,18 @@ static void json_peer(FILE *f, int k, int p) {
   json_write_string(f, peer->how);
   if (!measured(k, p)) {
     fprintf(f, ", \"measured\": false, \"why\": ");
-    json_write_string(f, peer->run == NULL ? fam_missing(peer->fam)
-                                           : "not selected (--only)");
+    json_write_string(f, !peer_built(peer) && fam_selected(peer->fam)
+                             ? fam_missing(peer->fam)
+                             : "not selected (--only)");
     fprintf(f, "}");
     return;
   }
   fprintf(f, ", \"measured\": true,\n     ");
   json_write_sample(f, "elapsed_ns", bench.ns[k][p], bench.reps);
+  fprintf(f, ",\n     ");
+  json_write_sample(f, "cpu_after_ns", bench.cpu_after[k][p], bench.reps);
+  fprintf(f, ",\n     ");
+  json_write_sample(f, "cpu_later_ns", bench.cpu_later[k][p], bench.reps);
   if (peer->fam == FAM_TANDEM) {
     fprintf(f, ",\n     ");
     json_write_sample(f, "steals", bench.steals[k][p], bench.reps);
@@ -695,7 +891,12 @@ static int write_json(void) {
                         bench.reps);
   if (f == NULL)
     return UV_EIO;
-  fprintf(f, ", \"settle_ns\": %d,\n", SETTLE_NS);
+  fprintf(f, ", \"settle_ns\": %d,\n  ", SETTLE_NS);
+  if (bench.nquiet > 0)
+    json_write_sample(f, "quiet_cpu_ns", bench.quiet_cpu, bench.nquiet);
+  else
+    fprintf(f, "\"quiet_cpu_ns\": null");
+  fprintf(f, ",\n");
   fprintf(f,
           "  \"fib\": {\"n\": %d, \"value\": %ld, \"calls\": %" PRIu64
           ", \"spawns\": %" PRIu64 "},\n",
@@ -708,9 +909,11 @@ static int write_json(void) {
     fprintf(f, "\"%016" PRIx64 "\"},\n", bench.mandel_checksum);
   else
     fprintf(f, "null},\n");
-  fprintf(f, "  \"threads\": {\"tandem\": %u, \"tbb\": %u, \"omp\": %u}},\n",
+  fprintf(f,
+          "  \"threads\": {\"tandem\": %u, \"tbb\": %u, \"omp\": %u, "
+          "\"rayon\": %u}},\n",
           bench.threads[FAM_TANDEM], bench.threads[FAM_TBB],
-          bench.threads[FAM_OMP]);
+          bench.threads[FAM_OMP], bench.threads[FAM_RAYON]);
   fprintf(f, " \"tbb_version\": ");
 #ifdef FORKJOIN_HAVE_TBB
   json_write_string(f, tbb_peer_version());
@@ -723,6 +926,18 @@ static int write_json(void) {
 #else
   fprintf(f, "null");
 #endif
+  fprintf(f, ",\n \"rayon_lib\": ");
+  json_write_string(f, bench.rayon.path);
+  fprintf(f, ", \"rayon_version\": ");
+  if (bench.rayon.why == NULL)
+    json_write_string(f, bench.rayon.version());
+  else
+    fprintf(f, "null");
+  fprintf(f, ", \"rustc_version\": ");
+  if (bench.rayon.why == NULL)
+    json_write_string(f, bench.rayon.rustc_version());
+  else
+    fprintf(f, "null");
   fprintf(f, ",\n");
   for (k = 0; k < NKERNELS; k++) {
     fprintf(f, "  \"%s\": [\n", kernel_keys[k]);
@@ -742,6 +957,7 @@ static const char usage[] =
     "usage: forkjoin [--workers N] [--reps R] [--quick | --tiny] [--json "
     "FILE]\n"
     "                [--only PEERS] [--kernel fib|mandel] [--fib N]\n"
+    "                [--rayon-lib PATH]\n"
     "  --workers N   threads of every parallel peer (default: the online "
     "CPUs)\n"
     "  --reps R      repetitions (default 9, --quick 5, --tiny 1)\n"
@@ -749,9 +965,13 @@ static const char usage[] =
     "  --tiny        --quick with one rep and fib(20): a smoke test\n"
     "  --json FILE   write the JSON report to FILE (default: stdout)\n"
     "  --only PEERS  run only these peers: a comma-separated list of\n"
-    "                serial, tandem, tbb, omp (e.g. for perf record)\n"
+    "                serial, tandem, tbb, omp, rayon (e.g. for perf "
+    "record)\n"
     "  --kernel K    run only fib or only mandel\n"
-    "  --fib N       fib(N), 2..40, instead of fib(30)\n";
+    "  --fib N       fib(N), 2..40, instead of fib(30)\n"
+    "  --rayon-lib PATH  the Rayon peer, librayon_peer.so (default:\n"
+    "                " FORKJOIN_RAYON_LIB ");\n"
+    "                absent, the peer is skipped\n";
 
 /* forkjoin's own options, as bench_cli_option_fn. */
 static int own_option(void *ctx, const char *a, const char *val) {
@@ -762,6 +982,12 @@ static int own_option(void *ctx, const char *a, const char *val) {
     if (bench_cli_count(val, 2, FIB_MAX_N, &v) != 0)
       return -1;
     bench.fib_n = (int)v;
+    return 2;
+  }
+  if (strcmp(a, "--rayon-lib") == 0) {
+    if (val == NULL || val[0] == '\0')
+      return -1;
+    bench.rayon.path = val;
     return 2;
   }
   if (strcmp(a, "--only") == 0)
@@ -816,6 +1042,12 @@ static int set_up(void) {
   bench.threads[FAM_TANDEM] = tandem_pool_workers(bench.pool);
   bench.threads[FAM_TBB] = bench.workers;
   bench.threads[FAM_OMP] = bench.workers;
+  bench.threads[FAM_RAYON] = bench.workers;
+  if (fam_selected(FAM_RAYON) && rayon_load() == 0) {
+    bench.threads[FAM_RAYON] = bench.rayon.init(bench.workers);
+    if (bench.threads[FAM_RAYON] == 0)
+      return report_err("rayon ThreadPoolBuilder", UV_ENOMEM);
+  }
 #ifdef FORKJOIN_HAVE_TBB
   if (fam_selected(FAM_TBB)) {
     bench.threads[FAM_TBB] = tbb_peer_init(bench.workers);
@@ -836,6 +1068,8 @@ static int tear_down(void) {
 #ifdef FORKJOIN_HAVE_TBB
   tbb_peer_fini();
 #endif
+  if (bench.rayon.why == NULL)
+    bench.rayon.fini();
   if (bench.pool != NULL && (err = tandem_pool_free(bench.pool)) != 0)
     report_err("tandem_pool_free", err);
   free(bench.mandel.pixels);
@@ -850,6 +1084,8 @@ int main(int argc, char **argv) {
   bench.cli.usage = usage;
   bench.kernel = -1;
   bench.fib_n = FIB_N;
+  bench.rayon.path = FORKJOIN_RAYON_LIB;
+  bench.rayon.why = "not loaded";
   if (bench_cli_parse(&bench.cli, argc, argv, own_option, NULL) != 0)
     return 2;
   memset(&sa, 0, sizeof(sa));

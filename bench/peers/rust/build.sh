@@ -1,15 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Builds the Rust peers (rayon_forkjoin, tokio_server) offline, against
+# Builds the Rust peers (rayon_peer, tokio_server) offline, against
 # Debian's crate packages in /usr/share/cargo/registry, into BUILD_DIR:
 #
 #   bench/peers/rust/build.sh BUILD_DIR
 #
 # The binaries land in BUILD_DIR/bench/peers/rust/release/ (cargo's target
-# directory is BUILD_DIR/bench/peers/rust), where tandem-bench and
-# bench/server look for them.  Everything cargo writes (a copy of the
-# sources and its Cargo.lock in src/, CARGO_HOME with the source
-# replacement in cargo-home/) goes there too: the source tree stays clean.
+# directory is BUILD_DIR/bench/peers/rust), where bench/forkjoin
+# (librayon_peer.so, which it dlopen()s), tandem-bench and bench/server
+# look for them.  Everything cargo writes (a copy of the sources and its
+# Cargo.lock in src/, CARGO_HOME with the source replacement in
+# cargo-home/) goes there too: the source tree stays clean.
 # No network: crates.io is replaced by the directory source, and cargo runs
 # --offline.
 #
@@ -101,6 +102,6 @@ if ! build_all; then
     exit 1
   }
 fi
-for bin in rayon_forkjoin tokio_server; do
+for bin in librayon_peer.so tokio_server; do
   echo "rust peers: $work/release/$bin"
 done

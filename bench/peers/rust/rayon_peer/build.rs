@@ -29,7 +29,7 @@ fn main() {
         .ok()
         .and_then(|lock| locked_version(&lock, "rayon"))
         .unwrap_or_else(|| "unknown".to_string());
-    println!("cargo:rustc-env=FORKJOIN_RAYON_VERSION={}", rayon);
+    println!("cargo:rustc-env=RAYON_PEER_RAYON_VERSION={}", rayon);
 
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     let version = Command::new(rustc)
@@ -39,5 +39,5 @@ fn main() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".to_string());
-    println!("cargo:rustc-env=FORKJOIN_RUSTC_VERSION={}", version);
+    println!("cargo:rustc-env=RAYON_PEER_RUSTC_VERSION={}", version);
 }
