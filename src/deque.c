@@ -15,12 +15,6 @@
 
 #include <uv.h>
 
-struct tdm_deque_array_s {
-  uint64_t mask;           /* capacity - 1, capacity a power of two */
-  tdm_deque_array_t *prev; /* next older retired array */
-  void *slot[];
-};
-
 static tdm_deque_array_t *array_new(uint64_t capacity) {
   tdm_deque_array_t *a;
 
@@ -53,9 +47,10 @@ void tdm_deque_destroy(tdm_deque_t *dq) {
   dq->retired = NULL;
 }
 
-/* Owner only: copy the live items into an array twice as large. */
-static tdm_deque_array_t *grow(tdm_deque_t *dq, tdm_deque_array_t *a,
-                               uint64_t t, uint64_t b) {
+/* Owner only (tdm_deque_push_owner's slow path, deque.h): copies the live
+ * items into an array twice as large. */
+tdm_deque_array_t *tdm_deque__grow(tdm_deque_t *dq, tdm_deque_array_t *a,
+                                   uint64_t t, uint64_t b) {
   tdm_deque_array_t *n;
   uint64_t i;
 
@@ -69,58 +64,6 @@ static tdm_deque_array_t *grow(tdm_deque_t *dq, tdm_deque_array_t *a,
   a->prev = dq->retired;
   dq->retired = a;
   return n;
-}
-
-int tdm_deque_push_owner(tdm_deque_t *dq, void *item) {
-  tdm_deque_array_t *a;
-  uint64_t b;
-  uint64_t t;
-
-  b = tdm_load_64(&dq->bottom);
-  t = tdm_load_acq_64(&dq->top);
-  a = tdm_load_ptr((void **)&dq->array);
-  if ((int64_t)(b - t) > (int64_t)a->mask) {
-    a = grow(dq, a, t, b);
-    if (a == NULL)
-      return UV_ENOMEM;
-  }
-  tdm_store_ptr(&a->slot[b & a->mask], item);
-  /* Release: a thief that sees the new bottom sees the item in its slot. */
-  tdm_store_rel_64(&dq->bottom, b + 1);
-  return 0;
-}
-
-void *tdm_deque_take_owner(tdm_deque_t *dq) {
-  tdm_deque_array_t *a;
-  uint64_t b;
-  uint64_t t;
-  void *item;
-
-  /* Fast path: only the owner adds items and top only grows, so an empty
-   * look is final for the owner -- no need for the fence below. */
-  b = tdm_load_64(&dq->bottom);
-  if ((int64_t)(b - tdm_load_64(&dq->top)) <= 0)
-    return NULL;
-  b--;
-  a = tdm_load_ptr((void **)&dq->array);
-  tdm_store_64(&dq->bottom, b);
-  /* Store-load: the claim on slot b must be visible before we read top, or
-   * a thief and we could both take the last item (mfence on x86-64). */
-  tdm_fence_sc();
-  t = tdm_load_64(&dq->top);
-  if ((int64_t)(t - b) > 0) {
-    /* Empty: undo the claim. */
-    tdm_store_64(&dq->bottom, b + 1);
-    return NULL;
-  }
-  item = tdm_load_ptr(&a->slot[b & a->mask]);
-  if (t != b)
-    return item; /* more than one item left: no thief can reach slot b */
-  /* The last item: race the thieves for it with a CAS on top. */
-  if (!tdm_cas_64(&dq->top, t, t + 1))
-    item = NULL;
-  tdm_store_64(&dq->bottom, b + 1);
-  return item;
 }
 
 void *tdm_deque_steal(tdm_deque_t *dq) {

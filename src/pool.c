@@ -112,6 +112,10 @@ static void notify(tandem_pool_t *pool) {
   tdm_idle_notify(&pool->idle);
 }
 
+void tandem__pool_notify(tandem_pool_t *pool) {
+  notify(pool);
+}
+
 /* Is there anything a worker could take?  Racy: idle.c calls it only
  * after a full barrier, as the re-check half of its Dekker pairs. */
 static bool work_visible(tandem_pool_t *pool) {
@@ -259,31 +263,6 @@ void tandem__pool_stream_end(tandem_t *t) {
 void tandem__pool_kick(tandem_pool_t *pool) {
   tdm_fence_sc();
   notify(pool);
-}
-
-int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f) {
-  int err;
-
-  err = tdm_deque_push_owner(&w->dq, (void *)((uintptr_t)f | TDM_ITEM_FRAME));
-  if (err != 0)
-    return err;
-  if (tdm_idle_sleepers(&w->pool->idle))
-    notify(w->pool);
-  return 0;
-}
-
-bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f) {
-  void *item;
-
-  item = tdm_deque_take_owner(&w->dq);
-  if (item == (void *)((uintptr_t)f | TDM_ITEM_FRAME))
-    return true;
-  if (item != NULL) {
-    /* Not ours (cannot happen when spawns and joins nest properly); put it
-     * back so nothing is lost. */
-    (void)tdm_deque_push_owner(&w->dq, item);
-  }
-  return false;
 }
 
 /* -------------------------------------------------------------- running */

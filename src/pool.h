@@ -259,14 +259,40 @@ void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
 /* Any thread: wakes a worker for items submitted with `defer`. */
 void tandem__pool_kick(tandem_pool_t *pool);
 
-/* Worker only: pushes a fork-join frame on its own deque.  Cheap: it wakes
- * a sleeper only when none is spinning, without a store-load fence (a
- * missed wake-up costs parallelism, never the frame: the owner runs it). */
-int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f);
+/* Any thread: tdm_idle_notify for this pool's workers. */
+void tandem__pool_notify(tandem_pool_t *pool);
+
+/* Worker only: pushes a fork-join frame on its own deque.  Cheap: while
+ * a worker sleeps it notifies (which wakes one only when none searches),
+ * without a store-load fence (a missed wake-up costs parallelism, never
+ * the frame: the owner runs it).  Inline, as the deque's owner operations
+ * are: this and tandem__pool_take_back are the whole of a join's cost. */
+static inline int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f) {
+  int err;
+
+  err = tdm_deque_push_owner(&w->dq, (void *)((uintptr_t)f | TDM_ITEM_FRAME));
+  if (err != 0)
+    return err;
+  if (tdm_idle_sleepers(&w->pool->idle))
+    tandem__pool_notify(w->pool);
+  return 0;
+}
 
 /* Worker only: takes back `f` if it is still on top of the own deque.
  * Returns true when the caller must run it itself. */
-bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f);
+static inline bool tandem__pool_take_back(tdm_worker_t *w, tdm_frame_t *f) {
+  void *item;
+
+  item = tdm_deque_take_owner(&w->dq);
+  if (item == (void *)((uintptr_t)f | TDM_ITEM_FRAME))
+    return true;
+  if (item != NULL) {
+    /* Not ours (cannot happen when spawns and joins nest properly); put it
+     * back so nothing is lost. */
+    (void)tdm_deque_push_owner(&w->dq, item);
+  }
+  return false;
+}
 
 /* Worker only, while it waits in a join or a group: finds and runs one
  * item from its own deque or by stealing -- never from the injection queue,
