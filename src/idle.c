@@ -62,6 +62,7 @@
 #include "idle.h"
 #include "clock.h"
 #include "renice.h"
+#include "sizing.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -102,7 +103,10 @@ int tdm_idle_init(tdm_idle_t *idle, unsigned nworkers, uint64_t spin_ns,
   idle->spin_ns = spin_ns;
   idle->has_work = has_work;
   idle->ctx = ctx;
-  idle->usable_cpus = tandem__usable_cpus();
+  /* The affinity mask's CPUs, or the cgroup quota's where fewer: more
+   * threads than that take turns, whichever limit it is. */
+  idle->usable_cpus = tandem__cpu_budget();
+  idle->mask_cpus = tandem__usable_cpus();
   /* Resting needs another worker, and another CPU it may run on. */
   idle->can_rest = nworkers >= 2 && idle->usable_cpus >= 2;
   /* Workers and at least one loop thread: more threads than CPUs? */
@@ -279,13 +283,17 @@ static bool search_step(tdm_idle_t *idle, tdm_search_t *s) {
   sched_yield(); /* let a runnable loop thread have this core */
   now = uv_hrtime();
   if (now - s->last > GAP_NS &&
-      tandem__machine_busy(idle->usable_cpus, idle->nworkers)) {
-    /* We lost the core for long while more threads are runnable than the
-     * cores we may use and our own threads account for: others want the
-     * cores, and searching only delays the threads we wait for.  (A gap
-     * alone may be our own busy loop thread.)  The cores are the affinity
-     * mask's, not the machine's: in a 4-CPU cpuset of a 64-CPU host the
-     * host's runnable threads are compared with the 4 we compete on. */
+      (tandem__quota_throttled() ||
+       tandem__machine_busy(idle->mask_cpus, idle->nworkers))) {
+    /* We lost the core for long while our cgroup used up its CPU quota
+     * (searching would only spend more of it), or while more threads are
+     * runnable than the cores we may use and our own threads account
+     * for: others want the cores, and searching only delays the threads
+     * we wait for.  (A gap alone may be our own busy loop thread.)  The
+     * cores are the affinity mask's, not the machine's: in a 4-CPU cpuset
+     * of a 64-CPU host the host's runnable threads are compared with the 4
+     * we compete on.  (Not the quota's: host-wide threads against a quota
+     * would always look busy; the throttle count covers the quota.) */
     note_contention(idle, now);
     return false;
   }

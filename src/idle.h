@@ -71,7 +71,8 @@ typedef struct tdm_idle_s {
   unsigned ncpu_slots;           /* entries of busy_on */
   tdm_sleeper_t *sleepers;       /* one per worker */
   unsigned nworkers;
-  unsigned usable_cpus; /* the affinity mask's CPUs when made */
+  unsigned usable_cpus; /* the CPU budget when made (tandem__cpu_budget) */
+  unsigned mask_cpus;   /* the affinity mask's CPUs when made */
   bool yield;           /* more threads than usable CPUs: yield looks */
   bool can_rest;        /* a worker may rest for a streaming loop */
   bool timed;           /* time parks (the pool records time; set after

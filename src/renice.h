@@ -14,8 +14,8 @@ int tandem__thread_renice(int nice);
 /* Any thread: are more threads runnable on the machine right now than
  * the `ncpus` cores (the caller passes the CPUs it may run on), or than
  * `own` threads of ours plus a loop thread would make?  Reads
- * /proc/loadavg (host-wide: a cgroup's CPU quota is not seen); false when
- * it cannot. */
+ * /proc/loadavg (host-wide: a cgroup's CPU quota is not seen here, see
+ * tandem__quota_throttled); false when it cannot. */
 int tandem__machine_busy(unsigned ncpus, unsigned own);
 
 /* Calling thread: the CPU it runs on now (it may move at any time), or

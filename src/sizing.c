@@ -108,7 +108,8 @@ static const char *v2_path(char *text) {
   return NULL;
 }
 
-unsigned tandem__cgroup_cpus(const char *root, const char *self_cgroup) {
+unsigned tandem__cgroup_limit(const char *root, const char *self_cgroup,
+                              char *stat, size_t stat_size) {
   char text[4096];
   char dir[PATH_MAX];
   char file[PATH_MAX];
@@ -119,6 +120,8 @@ unsigned tandem__cgroup_cpus(const char *root, const char *self_cgroup) {
   size_t len;
   int w;
 
+  if (stat != NULL && stat_size != 0)
+    stat[0] = '\0';
   if (root == NULL || self_cgroup == NULL ||
       read_small(self_cgroup, text, sizeof(text)) <= 0)
     return 0;
@@ -140,8 +143,14 @@ unsigned tandem__cgroup_cpus(const char *root, const char *self_cgroup) {
     w = snprintf(file, sizeof(file), "%s/cpu.max", dir);
     if (w > 0 && (size_t)w < sizeof(file)) {
       n = quota_cpus(file);
-      if (n != 0 && (best == 0 || n < best))
+      if (n != 0 && (best == 0 || n < best)) {
         best = n;
+        /* The periods this limit throttled are counted beside it. */
+        if (stat != NULL &&
+            (size_t)snprintf(stat, stat_size, "%s/cpu.stat", dir) >=
+                stat_size)
+          stat[0] = '\0';
+      }
     }
     if (len <= rootlen)
       break;
@@ -152,6 +161,67 @@ unsigned tandem__cgroup_cpus(const char *root, const char *self_cgroup) {
     dir[len] = '\0';
   }
   return best;
+}
+
+unsigned tandem__cgroup_cpus(const char *root, const char *self_cgroup) {
+  return tandem__cgroup_limit(root, self_cgroup, NULL, 0);
+}
+
+int tandem__cgroup_throttled_at(const char *stat, uint64_t *last) {
+  char text[1024];
+  const char *p;
+  uint64_t n;
+
+  if (stat[0] == '\0' || read_small(stat, text, sizeof(text)) <= 0)
+    return 0;
+  p = strstr(text, "nr_throttled ");
+  if (p == NULL || (p != text && p[-1] != '\n'))
+    return 0;
+  p += strlen("nr_throttled ");
+  if (parse_u64(&p, &n) != 0)
+    return 0;
+  if (*last == UINT64_MAX || n <= *last) {
+    *last = n; /* the first look only learns the count */
+    return 0;
+  }
+  *last = n;
+  return 1;
+}
+
+/* ------------------------------------------------------- the CPU budget */
+
+static pthread_once_t budget_once = PTHREAD_ONCE_INIT;
+static unsigned quota_limit;             /* 0: none */
+static char throttle_stat[PATH_MAX];     /* "" when there is no quota */
+static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t throttle_last = UINT64_MAX;
+
+static void find_budget(void) {
+  quota_limit = tandem__cgroup_limit("/sys/fs/cgroup", "/proc/self/cgroup",
+                                     throttle_stat, sizeof(throttle_stat));
+  (void)tandem__cgroup_throttled_at(throttle_stat, &throttle_last);
+}
+
+unsigned tandem__cpu_budget(void) {
+  unsigned n = tandem__usable_cpus();
+
+  pthread_once(&budget_once, find_budget);
+  if (quota_limit != 0 && quota_limit < n)
+    n = quota_limit;
+  return n == 0 ? 1 : n;
+}
+
+int tandem__quota_throttled(void) {
+  int r;
+
+  pthread_once(&budget_once, find_budget);
+  if (throttle_stat[0] == '\0')
+    return 0;
+  /* Rare (a searcher that lost its core for long): a lock is cheap here. */
+  pthread_mutex_lock(&throttle_lock);
+  r = tandem__cgroup_throttled_at(throttle_stat, &throttle_last);
+  pthread_mutex_unlock(&throttle_lock);
+  return r;
 }
 
 /* TANDEM_WORKERS's value as a count, or 0 if it is not only digits worth
@@ -192,7 +262,6 @@ static void warn_workers(const char *value) {
 unsigned tandem__default_workers(void) {
   const char *env;
   unsigned n;
-  unsigned quota;
 
   env = getenv("TANDEM_WORKERS");
   if (env != NULL) {
@@ -201,12 +270,7 @@ unsigned tandem__default_workers(void) {
       return n;
     warn_workers(env);
   }
-  n = tandem__usable_cpus();
-  quota = tandem__cgroup_cpus("/sys/fs/cgroup", "/proc/self/cgroup");
-  if (quota != 0 && quota < n)
-    n = quota;
-  if (n == 0)
-    n = 1;
+  n = tandem__cpu_budget();
   return n > TDM_WORKERS_MAX ? TDM_WORKERS_MAX : n;
 }
 

@@ -18,8 +18,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +205,64 @@ START_TEST(test_cgroup_missing_files) {
   ck_assert_uint_eq(tandem__cgroup_cpus("/nonexistent/cgroup", f.self), 0);
   ck_assert_uint_eq(tandem__cgroup_cpus(NULL, f.self), 0);
   ck_assert_uint_eq(tandem__cgroup_cpus(f.root, NULL), 0);
+  fake_remove(&f);
+}
+END_TEST
+
+/* The contention signal under a quota (idle.c): the cpu.stat beside the
+ * cpu.max that binds -- the smallest limit's -- is the one that counts
+ * the periods the group was throttled. */
+START_TEST(test_cgroup_limit_names_binding_cpu_stat) {
+  char stat[PATH_MAX];
+  char want[PATH_MAX];
+  fake_t f;
+
+  fake_make(&f);
+  fake_cgroup(&f, "/parent", "100000 100000\n");
+  fake_cgroup(&f, "/parent/child", "400000 100000\n");
+  fake_self(&f, "/parent/child");
+  stat[0] = 'x';
+  ck_assert_uint_eq(tandem__cgroup_limit(f.root, f.self, stat, sizeof(stat)),
+                    1);
+  snprintf(want, sizeof(want), "%s/parent/cpu.stat", f.root);
+  ck_assert_str_eq(stat, want);
+  /* No limit: no file to watch. */
+  fake_cgroup(&f, "/free", "max 100000\n");
+  fake_self(&f, "/free");
+  ck_assert_uint_eq(tandem__cgroup_limit(f.root, f.self, stat, sizeof(stat)),
+                    0);
+  ck_assert_str_eq(stat, "");
+  fake_remove(&f);
+}
+END_TEST
+
+/* Throttled since the last look: nr_throttled grew.  The first look only
+ * learns the count (a group throttled before the pool existed is not
+ * contended now); a file that is missing or does not parse says no. */
+START_TEST(test_cgroup_throttled_counts_new_periods) {
+  char path[PATH_MAX];
+  uint64_t last = UINT64_MAX;
+  fake_t f;
+
+  fake_make(&f);
+  snprintf(path, sizeof(path), "%s/cpu.stat", f.root);
+  write_text(path, "usage_usec 10\nuser_usec 5\nsystem_usec 5\n"
+                   "nr_periods 40\nnr_throttled 7\nthrottled_usec 900\n");
+  ck_assert_int_eq(tandem__cgroup_throttled_at(path, &last), 0);
+  ck_assert_uint_eq(last, 7);
+  ck_assert_int_eq(tandem__cgroup_throttled_at(path, &last), 0);
+  write_text(path, "nr_periods 41\nnr_throttled 8\nthrottled_usec 990\n");
+  ck_assert_int_eq(tandem__cgroup_throttled_at(path, &last), 1);
+  ck_assert_uint_eq(last, 8);
+  ck_assert_int_eq(tandem__cgroup_throttled_at(path, &last), 0);
+  write_text(path, "nr_periods 41\nthrottled_usec 990\n");
+  ck_assert_int_eq(tandem__cgroup_throttled_at(path, &last), 0);
+  write_text(path, "nr_throttled x\n");
+  ck_assert_int_eq(tandem__cgroup_throttled_at(path, &last), 0);
+  ck_assert_uint_eq(last, 8);
+  ck_assert_int_eq(tandem__cgroup_throttled_at("/nonexistent/cpu.stat", &last),
+                   0);
+  ck_assert_int_eq(tandem__cgroup_throttled_at("", &last), 0);
   fake_remove(&f);
 }
 END_TEST
@@ -663,6 +723,8 @@ int main(void) {
   tcase_add_test(tc, test_cgroup_namespace_root_limit);
   tcase_add_test(tc, test_cgroup_missing_files);
   tcase_add_test(tc, test_cgroup_garbage);
+  tcase_add_test(tc, test_cgroup_limit_names_binding_cpu_stat);
+  tcase_add_test(tc, test_cgroup_throttled_counts_new_periods);
   tcase_add_test(tc, test_cgroup_v1_only);
   tcase_add_test(tc, test_cgroup_hybrid_finds_v2_line);
   tcase_add_test(tc, test_real_cgroup_quota);
