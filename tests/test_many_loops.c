@@ -5,8 +5,9 @@
  * the same pool, each keeping 1,024 empty jobs in flight (re-queueing each
  * from its after callback) for the same fixed time.  Every job must be
  * called back exactly once per queue, with status 0, on its own loop's
- * thread, and neither loop may starve: each completes at least a fifth of
- * all the jobs completed (see the assertion for why not a third).
+ * thread, and neither loop may starve: on the default pool each completes
+ * at least a third of all the jobs completed; on a pool of one worker, for
+ * which the two loops compete, at least a twentieth (see the assertion).
  * TANDEM_MANY_LOOPS_MS sets the time (2,000 ms; over 1,000 ms one loop
  * once completed 8 % of the jobs in CI, with one worker -- not seen in 24
  * runs here; a longer window averages out a loop thread the host held
@@ -19,6 +20,7 @@
  * the mode, not the pool (seen in CI under ASan: 1,644,849 of 5,883,496).
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +65,8 @@ static unsigned env_count(const char *name, unsigned dflt) {
   return v != NULL && atoi(v) > 0 ? (unsigned)atoi(v) : dflt;
 }
 
-static void run_two_loops(unsigned workers) {
+/* `share`: each loop must complete at least 1/share of all the jobs. */
+static void run_two_loops(unsigned workers, unsigned share) {
   tandem_options_t opts;
   tandem_pool_t *pool;
   uv_barrier_t ready;
@@ -105,16 +108,27 @@ static void run_two_loops(unsigned workers) {
   /* Both streamed (each pinned handle began a stream). */
   ck_assert_int_eq(tandem_pool_stats(pool, &st), 0);
   ck_assert_uint_ge(st.streams, LOOPS);
-  /* Neither starved: each loop completed at least a fifth of the whole.
-   * (A third, the issue's figure, held on a quiet machine but not in CI:
-   * two polling loops and the workers share 2 cores, and the kernel gives
-   * the loop that shares a core with a worker less time -- 23-31 % of the
-   * jobs with one worker, seen here.  A pool that starved a loop's jobs
-   * would leave it far below a fifth.) */
+  /* Neither starved.  On the default pool each loop completes a third
+   * (issue #12's figure; 44-56 % each in every build here).  With one
+   * worker only that neither is starved: two polling loops and the worker
+   * are three busy threads on 2 cores, and which loop shares a core with
+   * the worker, for how long, is the kernel's choice -- the smaller share
+   * was 12.6-50 % in 16 runs on this VM (a fifth, asserted before, failed
+   * 3 of them) and 8 % once in CI over a 1 s window.  A loop whose jobs
+   * the pool starved would complete next to none. */
+  /* The split, for the log: how far from even it was in this run. */
+  fprintf(stderr,
+          "many_loops: %u worker(s): loop shares %.1f %% and %.1f %% of %llu "
+          "jobs\n",
+          tandem_pool_workers(pool),
+          100.0 * (double)ls[0].stream.called / (double)total,
+          100.0 * (double)ls[1].stream.called / (double)total,
+          (unsigned long long)total);
   for (i = 0; i < LOOPS; i++)
-    ck_assert_msg(
-        ls[i].stream.called * 5 >= total, "loop %u completed %llu of %llu jobs",
-        i, (unsigned long long)ls[i].stream.called, (unsigned long long)total);
+    ck_assert_msg(ls[i].stream.called * share >= total,
+                  "loop %u completed %llu of %llu jobs", i,
+                  (unsigned long long)ls[i].stream.called,
+                  (unsigned long long)total);
   for (i = 0; i < LOOPS; i++)
     timed_stream_free(&ls[i].stream);
   ck_assert_int_eq(tandem_pool_free(pool), 0);
@@ -123,13 +137,13 @@ static void run_two_loops(unsigned workers) {
 
 /* On a pool of one worker per CPU (the default). */
 START_TEST(test_two_loops_stream_on_one_pool) {
-  run_two_loops(0);
+  run_two_loops(0, 3);
 }
 END_TEST
 
 /* On a pool of one worker: the two loops compete for it. */
 START_TEST(test_two_loops_stream_on_one_worker) {
-  run_two_loops(1);
+  run_two_loops(1, 20);
 }
 END_TEST
 
