@@ -9,10 +9,8 @@
  */
 #define _GNU_SOURCE /* pthread_getname_np */
 #include <check.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +18,7 @@
 
 #include "blocking.h"
 #include "suite_run.h"
+#include "threads_named.h"
 
 #define MAX_JOBS 2000
 #define WAIT_MS 5000 /* a generous deadline for anything to happen */
@@ -181,29 +180,7 @@ static bool wait_settled(rec_t *r, unsigned threads, uint64_t jobs) {
 
 /* Threads of this process whose name starts with tandem-b. */
 static unsigned named_threads(void) {
-  char path[300];
-  char name[32];
-  struct dirent *e;
-  unsigned n = 0;
-  DIR *d;
-  FILE *f;
-
-  d = opendir("/proc/self/task");
-  ck_assert_ptr_nonnull(d);
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-    f = fopen(path, "r");
-    if (f == NULL)
-      continue; /* it ended meanwhile */
-    if (fgets(name, sizeof(name), f) != NULL &&
-        strncmp(name, "tandem-b", 8) == 0)
-      n++;
-    fclose(f);
-  }
-  closedir(d);
-  return n;
+  return threads_named("tandem-b");
 }
 
 /* Waits until named_threads() is n: a joined thread may linger in

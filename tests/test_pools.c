@@ -5,10 +5,8 @@
  */
 #define _GNU_SOURCE /* syscall(), SYS_gettid */
 #include <check.h>
-#include <dirent.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -19,6 +17,7 @@
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
+#include "threads_named.h"
 #include "worker_gate.h"
 
 /* clang-format off */
@@ -485,7 +484,7 @@ START_TEST(test_worker_nice_lowers_workers_priority) {
   tandem_pool_t *pool;
   fixture_t f;
   tandem_work_t req;
-  int before;
+  unsigned before;
 
   before = thread_nice();
   memset(&opts, 0, sizeof(opts));
@@ -578,33 +577,6 @@ START_TEST(test_default_pool_made_once_under_race) {
 }
 END_TEST
 
-/* Threads of this process whose name starts with `prefix` (Linux). */
-static int threads_named(const char *prefix) {
-  char path[300];
-  char name[32];
-  FILE *f;
-  DIR *d;
-  struct dirent *e;
-  int n = 0;
-
-  d = opendir("/proc/self/task");
-  ck_assert_ptr_nonnull(d);
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-    f = fopen(path, "r");
-    if (f == NULL)
-      continue; /* the thread has just exited */
-    if (fgets(name, sizeof(name), f) != NULL &&
-        strncmp(name, prefix, strlen(prefix)) == 0)
-      n++;
-    fclose(f);
-  }
-  closedir(d);
-  return n;
-}
-
 /* tandem_pool_new returns once every worker runs, as libuv's pool does: a
  * fork() right after it then never copies a thread caught in its start-up
  * (under GCC 12's ASan that start-up holds allocator locks, and a child
@@ -614,7 +586,7 @@ START_TEST(test_pool_new_returns_with_every_worker_started) {
   tandem_options_t opts;
   tandem_pool_t *pool;
   int round;
-  int before;
+  unsigned before;
 
   memset(&opts, 0, sizeof(opts));
   opts.workers = 8;
@@ -622,7 +594,7 @@ START_TEST(test_pool_new_returns_with_every_worker_started) {
   before = threads_named("tandem-w");
   for (round = 0; round < 20; round++) {
     ck_assert_int_eq(tandem_pool_new(&pool, &opts), 0);
-    ck_assert_int_eq(threads_named("tandem-w"), before + 8);
+    ck_assert_uint_eq(threads_named("tandem-w"), before + 8);
     ck_assert_int_eq(tandem_pool_free(pool), 0);
   }
 }
