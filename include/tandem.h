@@ -166,8 +166,7 @@ typedef struct tandem_options_s {
  * sets *pool, UV_EINVAL for a NULL pool or an option out of range (workers
  * over 4096, queue_size over TANDEM_QUEUE_SIZE_MAX, worker_nice outside
  * -39..39), UV_ENOMEM, or the error of a failed thread creation (e.g.
- * UV_EAGAIN).  On an error nothing is
- * left behind: no memory, no thread.
+ * UV_EAGAIN).  On an error nothing is left behind: no memory, no thread.
  * \thread Any thread. */
 TANDEM_EXTERN int tandem_pool_new(tandem_pool_t **pool,
                                   const tandem_options_t *opts);

@@ -59,13 +59,18 @@ static inline uint64_t tdm_clock_since(uint64_t from, uint64_t to) {
  * year of TSC ticks at 2.8 GHz, which is uptime, so they wrap. */
 #define TDM_CLOCK_MASK56 ((UINT64_C(1) << 56) - 1)
 
-/* As tdm_clock_since, for readings compared modulo 2^56 (either may be a
- * 56-bit one): `to` up to 2^55 ticks after `from`, else `to` is the
- * earlier and it is 0. */
-static inline uint64_t tdm_clock_since56(uint64_t from, uint64_t to) {
-  uint64_t d = (to - from) & TDM_CLOCK_MASK56;
+/* Is reading `to` at or after `from`, compared modulo 2^56 (either may be
+ * a 56-bit one)?  Yes when it is up to 2^55 ticks after. */
+static inline int tdm_clock_after56(uint64_t from, uint64_t to) {
+  return ((to - from) & TDM_CLOCK_MASK56) < TDM_CLOCK_MASK56 / 2;
+}
 
-  return d < TDM_CLOCK_MASK56 / 2 ? tdm_clock_ns(d) : 0;
+/* As tdm_clock_since, for readings compared modulo 2^56: 0 when `to` is
+ * the earlier (tdm_clock_after56). */
+static inline uint64_t tdm_clock_since56(uint64_t from, uint64_t to) {
+  return tdm_clock_after56(from, to)
+             ? tdm_clock_ns((to - from) & TDM_CLOCK_MASK56)
+             : 0;
 }
 
 #endif /* TANDEM_CLOCK_H */

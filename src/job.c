@@ -230,8 +230,7 @@ static inline bool top_level(const tdm_worker_t *w) {
  * trip queues the next job while the worker looks for it): then a reading
  * of its own, or its wait would be negative. */
 static inline uint64_t timed_start(const tdm_worker_t *w, uint64_t queued) {
-  if (top_level(w) &&
-      ((w->tick - queued) & TDM_CLOCK_MASK56) < TDM_CLOCK_MASK56 / 2)
+  if (top_level(w) && tdm_clock_after56(queued, w->tick))
     return w->tick;
   return tdm_clock_now();
 }

@@ -112,10 +112,6 @@ static void notify(tandem_pool_t *pool) {
   tdm_idle_notify(&pool->idle);
 }
 
-void tandem__pool_notify(tandem_pool_t *pool) {
-  notify(pool);
-}
-
 /* Is there anything a worker could take?  Racy: idle.c calls it only
  * after a full barrier, as the re-check half of its Dekker pairs. */
 static bool work_visible(tandem_pool_t *pool) {

@@ -259,9 +259,6 @@ void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
 /* Any thread: wakes a worker for items submitted with `defer`. */
 void tandem__pool_kick(tandem_pool_t *pool);
 
-/* Any thread: tdm_idle_notify for this pool's workers. */
-void tandem__pool_notify(tandem_pool_t *pool);
-
 /* Worker only: pushes a fork-join frame on its own deque.  Cheap: while
  * a worker sleeps it notifies (which wakes one only when none searches),
  * without a store-load fence (a missed wake-up costs parallelism, never
@@ -274,7 +271,7 @@ static inline int tandem__pool_spawn_local(tdm_worker_t *w, tdm_frame_t *f) {
   if (err != 0)
     return err;
   if (tdm_idle_sleepers(&w->pool->idle))
-    tandem__pool_notify(w->pool);
+    tdm_idle_notify(&w->pool->idle);
   return 0;
 }
 

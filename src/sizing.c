@@ -146,7 +146,7 @@ unsigned tandem__cgroup_limit(const char *root, const char *self_cgroup,
       if (n != 0 && (best == 0 || n < best)) {
         best = n;
         /* The periods this limit throttled are counted beside it. */
-        if (stat != NULL &&
+        if (stat != NULL && stat_size != 0 &&
             (size_t)snprintf(stat, stat_size, "%s/cpu.stat", dir) >=
                 stat_size)
           stat[0] = '\0';
