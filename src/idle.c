@@ -220,18 +220,12 @@ void tdm_idle_notify(tdm_idle_t *idle) {
 
 /* ------------------------------------------------------------- searching */
 
-/* Stops being a searcher; the last one to stop passes work on. */
-static void stop_searching(tdm_idle_t *idle, tdm_search_t *s) {
+/* Stops being a searcher (idle.h); the last one to stop passes work on. */
+void tdm_idle_stop_searching(tdm_idle_t *idle, tdm_search_t *s) {
   s->searching = false;
   if (SEARCHERS(tdm_faa_64(&idle->counts, -SEARCHER)) == 1 &&
       idle->has_work(idle->ctx, 0, false))
     tdm_idle_notify(idle);
-}
-
-void tdm_idle_found(tdm_idle_t *idle, tdm_search_t *s) {
-  if (s->searching)
-    stop_searching(idle, s);
-  s->hot = true;
 }
 
 static void begin_search(tdm_search_t *s, unsigned rounds, uint64_t ns) {
@@ -359,11 +353,10 @@ static bool park(tdm_idle_t *idle, tdm_search_t *s, unsigned i,
   return true;
 }
 
-bool tdm_idle_resting(tdm_idle_t *idle, unsigned i) {
+/* tdm_idle_resting, while a loop streams (idle.h has the test). */
+bool tdm_idle_resting_streams(tdm_idle_t *idle, unsigned i) {
   tdm_sleeper_t *sl = &idle->sleepers[i];
 
-  if (!idle->can_rest || tdm_load_u32(&idle->streams) == 0)
-    return false;
   if (tdm_load_u32(&sl->unrest) != 0) {
     tdm_store_u32(&sl->unrest, 0);
     return false;
@@ -381,7 +374,7 @@ static bool hand_over(tdm_idle_t *idle, tdm_search_t *s, unsigned i) {
   uint64_t c;
 
   if (s->searching)
-    stop_searching(idle, s);
+    tdm_idle_stop_searching(idle, s);
   else if (idle->has_work(idle->ctx, i, false))
     tdm_idle_notify(idle);
   c = tdm_load_64(&idle->counts); /* after notify's full barriers */

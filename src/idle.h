@@ -113,13 +113,28 @@ static inline bool tdm_idle_searching(tdm_idle_t *idle) {
   return (uint32_t)tdm_load_64(&idle->counts) != 0;
 }
 
+/* The slow halves of the two calls below (idle.c). */
+bool tdm_idle_resting_streams(tdm_idle_t *idle, unsigned i);
+void tdm_idle_stop_searching(tdm_idle_t *idle, tdm_search_t *s);
+
 /* Worker `i`, before it looks: should it rest (take only from its own
  * deque) because a loop streams on its CPU?  Not on the turn after work
- * found every worker parked or resting (idle.c, hand_over). */
-bool tdm_idle_resting(tdm_idle_t *idle, unsigned i);
+ * found every worker parked or resting (idle.c, hand_over).  Inline: on
+ * every look, and while no loop streams it is two loads.  Relaxed: a hint
+ * (idle.c, rests()). */
+static inline bool tdm_idle_resting(tdm_idle_t *idle, unsigned i) {
+  if (!idle->can_rest || tdm_load_u32(&idle->streams) == 0)
+    return false;
+  return tdm_idle_resting_streams(idle, i);
+}
 
-/* Worker, when it found an item (before running it). */
-void tdm_idle_found(tdm_idle_t *idle, tdm_search_t *s);
+/* Worker, when it found an item (before running it).  Inline: once per
+ * item, and a worker that went straight on is no searcher. */
+static inline void tdm_idle_found(tdm_idle_t *idle, tdm_search_t *s) {
+  if (s->searching)
+    tdm_idle_stop_searching(idle, s);
+  s->hot = true;
+}
 
 /* Worker `i`, when a look found nothing: searches on (after a pause or a
  * yield), or parks until woken.  Returns when the worker should look

@@ -257,8 +257,9 @@ static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
 }
 
 /* A job of a timed pool, with no options: tandem__job_run's path below
- * with the clock. */
-static void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
+ * with the clock.  Out of line (a tail call): inlined, its registers would
+ * cost the untimed path a prologue. */
+static __attribute__((noinline)) void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
                       tandem_work_t *req) {
   uint64_t queued = tdm_req_queued(req);
   uint64_t start = timed_start(w, queued);

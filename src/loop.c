@@ -656,8 +656,9 @@ static bool submit_special(tandem_t *t, tandem_work_t *req, bool expired) {
 /* Claims `req` for a submit (its state to CLAIMED), admits it against
  * max_queued (adds TDM_OPT_COUNTED to *bits) and counts it in on `t`.
  * Returns 0, or the error with the request as it was. */
-static int claim(tandem_t *t, tandem_work_t *req, unsigned *bits,
-                 bool expired, int *from_loop) {
+static inline __attribute__((always_inline)) int
+claim(tandem_t *t, tandem_work_t *req, unsigned *bits, bool expired,
+      int *from_loop) {
   unsigned state;
 
   /* Claim the request first, so that a second submit of it fails; a cancel

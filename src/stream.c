@@ -93,13 +93,11 @@ static bool trail_target(tdm_streams_t *ss, uint32_t *lag, uint64_t *release,
   return any;
 }
 
-bool tdm_trail_ready(tdm_streams_t *ss, const tdm_inject_t *ring,
-                     tdm_trail_t *tr) {
+bool tdm_trail_ready_streams(tdm_streams_t *ss, const tdm_inject_t *ring,
+                             tdm_trail_t *tr) {
   uint64_t release, deq, now;
   uint32_t lag;
 
-  if (tr->credit != 0 || tdm_load_u32(&ss->used) == 0)
-    return true;
   deq = tdm_load_64(&ring->deq);
   if (!trail_target(ss, &lag, &release, deq))
     return true;

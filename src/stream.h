@@ -70,10 +70,22 @@ void tdm_stream_release(tdm_streams_t *ss, const tdm_inject_t *ring,
  * handed on (idle.c). */
 void tdm_stream_end(tdm_streams_t *ss, tdm_idle_t *idle, uint32_t slot);
 
+/* tdm_trail_ready while a loop streams and the worker has no credit
+ * (stream.c). */
+bool tdm_trail_ready_streams(tdm_streams_t *ss, const tdm_inject_t *ring,
+                             tdm_trail_t *tr);
+
 /* Worker, before it takes from the ring: may it take now?  A worker that
- * took nothing must call tdm_trail_dry() (it waits for `lag` again). */
-bool tdm_trail_ready(tdm_streams_t *ss, const tdm_inject_t *ring,
-                     tdm_trail_t *tr);
+ * took nothing must call tdm_trail_dry() (it waits for `lag` again).
+ * Inline: on every look at the ring, and while no loop streams it is one
+ * relaxed load (a hint: stream.c says why that is enough). */
+static inline bool tdm_trail_ready(tdm_streams_t *ss,
+                                   const tdm_inject_t *ring,
+                                   tdm_trail_t *tr) {
+  if (tr->credit != 0 || tdm_load_u32(&ss->used) == 0)
+    return true;
+  return tdm_trail_ready_streams(ss, ring, tr);
+}
 
 static inline void tdm_trail_took(tdm_trail_t *tr) {
   if (tr->credit != 0)
