@@ -259,8 +259,8 @@ static inline void timed_end(tandem_pool_t *pool, tdm_worker_t *w,
 /* A job of a timed pool, with no options: tandem__job_run's path below
  * with the clock.  Out of line (a tail call): inlined, its registers would
  * cost the untimed path a prologue. */
-static __attribute__((noinline)) void run_timed(tandem_pool_t *pool, tdm_worker_t *w,
-                      tandem_work_t *req) {
+static __attribute__((noinline)) void
+run_timed(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   uint64_t queued = tdm_req_queued(req);
   uint64_t start = timed_start(w, queued);
   int status;
@@ -309,28 +309,42 @@ run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
   tandem__complete(req, status);
 }
 
+/* A job with options or a timed pool's job: tandem__job_run's other
+ * paths, out of line. */
+static inline void run_other(tandem_pool_t *pool, tdm_worker_t *w,
+                             tandem_work_t *req, unsigned opts) {
+  if (opts & TDM_OPT_GIVEN)
+    run_with_options(pool, w, req);
+  else
+    run_timed(pool, w, req);
+}
+
+/* The common job's path is short on purpose: at a thousand empty jobs in
+ * flight the worker's few nanoseconds per job decide whether the loop
+ * thread finds completions waiting (bench/README.md, "The #13 run path").
+ * One load decides whether the job is common (the submit set STAMPED for a
+ * timed pool); the handle is loaded once, kept across work_cb. */
 void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
                      tandem_work_t *req) {
-  int status;
+  unsigned opts = req->opts_;
+  tandem_t *t = req->tandem;
+  unsigned stop;
 
-  if (req->opts_ & TDM_OPT_BITS & ~TDM_OPT_FROM_LOOP) {
-    run_with_options(pool, w, req);
+  if (opts & TDM_OPT_BITS & ~TDM_OPT_FROM_LOOP) {
+    run_other(pool, w, req, opts);
     return;
   }
-  if (pool->timed) {
-    run_timed(pool, w, req);
-    return;
-  }
-  status = refuse_closing(pool, req); /* no deadline: only the close */
-  if (status != 0) {
-    tandem__complete(req, status);
+  if (tdm_load_u32(&t->closing_)) { /* no deadline: only the close */
+    tdm_faa_64(&pool->cancelled, 1);
+    tandem__complete(req, UV_ECANCELED);
     return;
   }
   tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
   req->work_cb_(req);
-  /* Cancelled while it ran: reported so, even if it finished its work.
-   * (Not through tandem_work_cancelled, an exported symbol.) */
-  tandem__complete(req, was_cancelled(req) ? UV_ECANCELED : 0);
+  /* Cancelled while it ran: reported so, even if it finished its work
+   * (was_cancelled, with the handle kept; both relaxed, as there). */
+  stop = tdm_load_u32(&req->cancel_) | tdm_load_u32(&t->closing_);
+  tandem__complete(req, stop != 0 ? UV_ECANCELED : 0);
 }
 
 int tandem_work_cancelled(const tandem_work_t *req) {

@@ -56,8 +56,13 @@ enum { TDM_CLS_NORMAL = 0, TDM_CLS_HIGH = 1, TDM_CLS_LOW = 2 };
 #define TDM_OPT_TIMED 64u /* its work ran and its end reading is kept (see
                              tdm_req_done): set by the worker, read by the
                              loop (lag) */
+#define TDM_OPT_STAMPED 128u /* queued on a timed pool: carries its queued
+                               reading (tdm_req_stamp) */
 #define TDM_OPT_BITS 0xffu /* the flags above; opts_'s upper 24 bits hold
                               part of the queued reading (tdm_req_stamp) */
+/* The options a job may be queued with (tandem__job_opts). */
+#define TDM_OPT_GIVEN                                                         \
+  (TDM_OPT_CLASS | TDM_OPT_BLOCKING | TDM_OPT_DEADLINE | TDM_OPT_COUNTED)
 
 /* A timed pool's readings of a request live on its first line, the line a
  * round trip moves anyway (a field of their own on the second line cost a
@@ -76,7 +81,7 @@ _Static_assert(sizeof(tandem_work_cb) == sizeof(uint64_t),
 static inline unsigned tdm_req_stamp(tandem_work_t *req, unsigned bits,
                                      uint64_t ticks) {
   req->status_ = (int)(uint32_t)ticks;
-  return bits | (unsigned)((ticks >> 32) & 0xffffffu) << 8;
+  return bits | TDM_OPT_STAMPED | (unsigned)((ticks >> 32) & 0xffffffu) << 8;
 }
 
 /* The worker, before the start: the queued reading. */
