@@ -321,7 +321,7 @@ static inline void run_other(tandem_pool_t *pool, tdm_worker_t *w,
 
 /* The common job's path is short on purpose: at a thousand empty jobs in
  * flight the worker's few nanoseconds per job decide whether the loop
- * thread finds completions waiting (bench/README.md, "The #13 run path").
+ * thread finds completions waiting (bench/README.md, "The run path").
  * One load decides whether the job is common (the submit set STAMPED for a
  * timed pool); the handle is loaded once, kept across work_cb. */
 void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
