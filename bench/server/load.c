@@ -37,6 +37,16 @@
  *   hybrid/idle   hybrid, and the driver moves the workers to SCHED_IDLE:
  *              any normal thread that wakes preempts them at once
  *
+ * and a control, which also runs only the loaded phase: how far the busy
+ * CPUs alone stretch the /ping tail, with nothing of tandem's running:
+ *
+ *   hybrid/hogs   hybrid with no /fib load, while W processes of the
+ *              driver's spin in SCHED_IDLE: the CPUs are as busy as under
+ *              the /fib load, but the guest kernel preempts a spinner the
+ *              moment the loop thread (or the client) wakes.  What is left
+ *              of the tail here is the machine's (the hypervisor's vCPU
+ *              scheduling, interrupts), not the runtime's.
+ *
  * Every server runs from start to end; each measurement below runs in
  * ROUNDS rounds that alternate over the peers (samples pooled, throughput
  * of the flood the median round), so that the machine's other load, which
@@ -171,15 +181,18 @@
 
 /* JSON keys, and the names in the tables. */
 const char *const peer_keys[NPEERS] = {
-    "hybrid", "inline", "threads",      "uvwork",       "go",
-    "node",   "tokio",  "hybrid_nice0", "hybrid_slice", "hybrid_sched_idle"};
+    "hybrid",       "inline",       "threads",           "uvwork",
+    "go",           "node",         "tokio",             "hybrid_nice0",
+    "hybrid_slice", "hybrid_sched_idle", "hybrid_hogs"};
 const char *const peer_titles[NPEERS] = {
-    "hybrid", "inline", "threads",      "uvwork",       "go",
-    "node",   "tokio",  "hybrid/nice0", "hybrid/slice", "hybrid/idle"};
+    "hybrid",       "inline",       "threads",     "uvwork",
+    "go",           "node",         "tokio",       "hybrid/nice0",
+    "hybrid/slice", "hybrid/idle",  "hybrid/hogs"};
 /* hybrid and its variants back to back, so the machine changes least. */
 static const int run_order[NPEERS] = {
-    PEER_HYBRID,  PEER_NICE0,  PEER_SLICE, PEER_IDLE, PEER_INLINE,
-    PEER_THREADS, PEER_UVWORK, PEER_GO,    PEER_NODE, PEER_TOKIO};
+    PEER_HYBRID, PEER_HOGS,    PEER_NICE0,  PEER_SLICE,
+    PEER_IDLE,   PEER_INLINE,  PEER_THREADS, PEER_UVWORK,
+    PEER_GO,     PEER_NODE,    PEER_TOKIO};
 
 cfg_t cfg;
 result_t res[NPEERS];
@@ -583,14 +596,17 @@ static void round_flood(int p, uint64_t ms) {
   phase_free(ph);
 }
 
-/* One round of the loaded phase: K /fib connections and the paced pings. */
+/* One round of the loaded phase: K /fib connections and the paced pings
+ * (hybrid/hogs: no /fib, W spinners instead). */
 static void round_loaded(int p, uint64_t ms) {
   result_t *r = &res[p];
   phase_t *ph = new_phase(r->port, r->pid);
+  int spinners[BENCH_MAX_WORKERS];
   double secs;
+  int err;
 
   ph->n_paced = 1;
-  ph->n_fib = cfg.fib_conns;
+  ph->n_fib = p == PEER_HOGS ? 0 : cfg.fib_conns;
   ph->max_pings = ms / cfg.interval_ms + 1000;
   ph->max_fibs = 10000000;
   ph->warm_ms = cfg.warm_ms;
@@ -599,10 +615,20 @@ static void round_loaded(int p, uint64_t ms) {
   ph->ping_lat = xcalloc(ph->cap_ping_lat, sizeof(double));
   ph->cap_fib_lat = FIB_LAT_CAP;
   ph->fib_lat = xcalloc(ph->cap_fib_lat, sizeof(double));
+  if (p == PEER_HOGS) {
+    err = proc_spinners_start(cfg.workers, spinners);
+    if (err != 0) {
+      snprintf(r->note, sizeof(r->note), "no spinners: %s", strerror(-err));
+      phase_free(ph);
+      return;
+    }
+  }
   phase_run(ph);
+  if (p == PEER_HOGS)
+    proc_spinners_stop(cfg.workers, spinners);
   sample_add(&r->fib_lat, ph->fib_lat, ph->n_fib_lat);
   secs = phase_window_secs(ph);
-  if (!isnan(secs)) {
+  if (!isnan(secs) && p != PEER_HOGS) { /* hogs: no /fib rate to report */
     r->fibs += ph->fibs_in_window;
     r->fib_secs += secs;
   }
@@ -830,8 +856,8 @@ static const char usage[] =
     "PATH]\n"
     "       load --help\n"
     "LIST: comma-separated, of hybrid inline threads uvwork go node tokio\n"
-    "      hybrid_nice0 hybrid_slice hybrid_sched_idle [all but go, node and\n"
-    "      tokio]\n"
+    "      hybrid_nice0 hybrid_slice hybrid_sched_idle hybrid_hogs [all but\n"
+    "      go, node and tokio]\n"
     "--external: also the Go, Node and Tokio servers (bench/peers/; one not\n"
     "      built is skipped, with the line that builds it)\n"
     "Starts each server, measures /ping latency under a /fib load and\n"

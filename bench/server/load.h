@@ -85,6 +85,13 @@ int proc_set_slice(int pid, int tid, uint64_t ns);
  * wakes preempts them at once).  Returns how many, or -errno. */
 int proc_workers_sched_idle(int pid);
 
+/* Starts n processes that spin in SCHED_IDLE (hybrid/hogs): they keep
+ * every CPU busy, and any normal thread that wakes preempts them at once.
+ * Fills pids[0..n).  Returns 0 or -errno (none left running). */
+int proc_spinners_start(unsigned n, int *pids);
+/* Kills and reaps them. */
+void proc_spinners_stop(unsigned n, const int *pids);
+
 /* A child process whose stdout we read. */
 typedef struct proc_s {
   uv_loop_t *loop;
@@ -198,6 +205,7 @@ enum {
   PEER_NICE0, /* the variants of hybrid */
   PEER_SLICE,
   PEER_IDLE,
+  PEER_HOGS, /* a control: hybrid, no /fib, the CPUs kept busy by others */
   NPEERS
 };
 #define IS_VARIANT(p) ((p) >= PEER_NICE0)

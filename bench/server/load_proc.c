@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define OUT_MAX (1 << 20) /* keep at most this much of a child's stdout */
@@ -461,4 +462,40 @@ int proc_workers_sched_idle(int pid) {
   }
   free(s);
   return n;
+}
+
+int proc_spinners_start(unsigned n, int *pids) {
+  struct sched_param param = {0};
+  volatile unsigned long spin = 0;
+  unsigned i;
+  pid_t pid;
+  int err;
+
+  for (i = 0; i < n; i++) {
+    pid = fork();
+    if (pid == 0) {
+      /* The child only spins: nothing of the parent's (its loop) is used. */
+      if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
+        _exit(1);
+      for (;;)
+        spin++;
+    }
+    if (pid < 0) {
+      err = -errno;
+      proc_spinners_stop(i, pids);
+      return err;
+    }
+    pids[i] = (int)pid;
+  }
+  return 0;
+}
+
+void proc_spinners_stop(unsigned n, const int *pids) {
+  unsigned i;
+
+  for (i = 0; i < n; i++)
+    kill(pids[i], SIGKILL);
+  for (i = 0; i < n; i++)
+    while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+      ;
 }

@@ -52,7 +52,8 @@
 #   go, node, tokio (--external: Go net/http, Node http + piscina, Rust
 #   Tokio + hyper), hybrid_nice0 (--worker-nice 0), hybrid_slice (loop
 #   thread given a short EEVDF slice), hybrid_sched_idle (workers in
-#   SCHED_IDLE):
+#   SCHED_IDLE), hybrid_hogs (a control: no /fib load, W SCHED_IDLE
+#   spinners keep the CPUs busy; its loaded_* figures are the machine's):
 #   P.ran                    1 if the server started
 #   P.skipped                1: an external server that is not built (its
 #                            note says how to build it); not a failure
