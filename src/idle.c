@@ -242,7 +242,7 @@ static void try_search(tdm_idle_t *idle, tdm_search_t *s) {
   uint64_t c;
   uint32_t busy;
 
-  if (idle->spin_ns == 0 || tdm_idle_contended(idle))
+  if (idle->spin_ns == 0 || tdm_idle_contended(idle, uv_hrtime()))
     return;
   c = tdm_load_64(&idle->counts);
   for (;;) {
@@ -498,10 +498,4 @@ void tdm_idle_wait_zero(tdm_idle_t *idle, const void *key,
 
 void tdm_idle_finished(tdm_idle_t *idle, const void *key) {
   tdm_parker_wake(lot_slot(idle, key));
-}
-
-/* ------------------------------------------------------------ contention */
-
-bool tdm_idle_contended(tdm_idle_t *idle) {
-  return uv_hrtime() < tdm_load_64(&idle->contended_until);
 }

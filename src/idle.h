@@ -174,8 +174,12 @@ void tdm_idle_wait_zero(tdm_idle_t *idle, const void *key,
  * zero: wakes its waiters.  Touches only the pool's lot, never `key`. */
 void tdm_idle_finished(tdm_idle_t *idle, const void *key);
 
-/* Any thread: is the machine contended, so that nobody should search or
- * poll (idle.c's search_step says when it is)? */
-bool tdm_idle_contended(tdm_idle_t *idle);
+/* Any thread: is the machine contended as of `now` (uv_hrtime()), so that
+ * nobody should search or poll (idle.c's search_step says when it is)?
+ * The caller's clock reading: a polling loop reads the clock once a turn.
+ * Relaxed: a hint. */
+static inline bool tdm_idle_contended(const tdm_idle_t *idle, uint64_t now) {
+  return now < tdm_load_64(&idle->contended_until);
+}
 
 #endif /* TANDEM_IDLE_H */

@@ -192,7 +192,7 @@ static void sample(const tandem_t *t, tdm_mode_event_t event, unsigned drained,
 
 static void sample_clock(const tandem_t *t, tdm_mode_sample_t *s) {
   s->now = uv_hrtime();
-  s->contended = tandem__pool_contended(t->pool);
+  s->contended = tandem__pool_contended(t->pool, s->now); /* one reading */
   s->foreign = tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT;
 }
 

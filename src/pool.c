@@ -424,9 +424,6 @@ bool tandem__pool_help_one(tdm_worker_t *w) {
   return true;
 }
 
-bool tandem__pool_contended(tandem_pool_t *pool) {
-  return tdm_idle_contended(&pool->idle);
-}
 
 /* ------------------------------------------------------------- the loop */
 

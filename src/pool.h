@@ -312,9 +312,12 @@ extern _Thread_local uint32_t tandem__running_cls;
  * metrics.c). */
 unsigned tandem__pool_busy_workers(const tandem_pool_t *pool);
 
-/* Any thread: is the machine contended, so that loops should not poll
- * (idle.c says when)? */
-bool tandem__pool_contended(tandem_pool_t *pool);
+/* Any thread: is the machine contended as of `now` (uv_hrtime()), so that
+ * loops should not poll (idle.c says when)? */
+static inline bool tandem__pool_contended(const tandem_pool_t *pool,
+                                          uint64_t now) {
+  return tdm_idle_contended(&pool->idle, now);
+}
 
 /* tandem_queue_work, calling setup(req, arg) once the request is claimed
  * (before anything is published), so that extra arguments stored in the
