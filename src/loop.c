@@ -281,6 +281,12 @@ static tandem_work_t *take_all(tandem_t *t) {
   tandem_work_t *prev;
   tandem_work_t *next;
 
+  /* A load first: an empty turn of a polling loop costs no locked swap,
+   * and does not take the line from a worker about to push.  A push it
+   * misses is one just after it: the next turn, or resume_wakeups' own
+   * re-check after its fence, sees it. */
+  if (tdm_load_ptr(&t->done_) == NULL)
+    return NULL;
   /* The swap acquires everything the pushers published. */
   req = tdm_fas_ptr(&t->done_, NULL);
   for (prev = NULL; req != NULL; req = next) { /* newest first: reverse */
