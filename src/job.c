@@ -310,7 +310,7 @@ run_with_options(tandem_pool_t *pool, tdm_worker_t *w, tandem_work_t *req) {
 }
 
 /* A job with options or a timed pool's job: tandem__job_run's other
- * paths, out of line. */
+ * paths (each out of line; this only picks one). */
 static inline void run_other(tandem_pool_t *pool, tdm_worker_t *w,
                              tandem_work_t *req, unsigned opts) {
   if (opts & TDM_OPT_GIVEN)
@@ -323,28 +323,24 @@ static inline void run_other(tandem_pool_t *pool, tdm_worker_t *w,
  * flight the worker's few nanoseconds per job decide whether the loop
  * thread finds completions waiting (bench/README.md, "The run path").
  * One load decides whether the job is common (the submit set STAMPED for a
- * timed pool); the handle is loaded once, kept across work_cb. */
+ * timed pool). */
 void tandem__job_run(tandem_pool_t *pool, tdm_worker_t *w,
                      tandem_work_t *req) {
   unsigned opts = req->opts_;
-  tandem_t *t = req->tandem;
-  unsigned stop;
 
   if (opts & TDM_OPT_BITS & ~TDM_OPT_FROM_LOOP) {
     run_other(pool, w, req, opts);
     return;
   }
-  if (tdm_load_u32(&t->closing_)) { /* no deadline: only the close */
-    tdm_faa_64(&pool->cancelled, 1);
+  if (refuse_closing(pool, req) != 0) { /* no deadline: only the close */
     tandem__complete(req, UV_ECANCELED);
     return;
   }
   tdm_store_u32(&req->state_, TDM_REQ_RUNNING);
   req->work_cb_(req);
-  /* Cancelled while it ran: reported so, even if it finished its work
-   * (was_cancelled, with the handle kept; both relaxed, as there). */
-  stop = tdm_load_u32(&req->cancel_) | tdm_load_u32(&t->closing_);
-  tandem__complete(req, stop != 0 ? UV_ECANCELED : 0);
+  /* Cancelled while it ran: reported so, even if it finished its work.
+   * (Not through tandem_work_cancelled, an exported symbol.) */
+  tandem__complete(req, was_cancelled(req) ? UV_ECANCELED : 0);
 }
 
 int tandem_work_cancelled(const tandem_work_t *req) {

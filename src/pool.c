@@ -424,7 +424,6 @@ bool tandem__pool_help_one(tdm_worker_t *w) {
   return true;
 }
 
-
 /* ------------------------------------------------------------- the loop */
 
 /* run_item, timed: the worker busy from the item's start (the previous

@@ -15,7 +15,6 @@
  */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_*, pthread_*name_np */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,6 +34,7 @@
 #include "renice.h"
 #include "sizing.h"
 #include "suite_run.h"
+#include "threads_named.h"
 #include "tandem.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -660,35 +660,6 @@ START_TEST(test_pool_default_size_from_env) {
 }
 END_TEST
 
-/* Does some thread of this process carry the name `want`? */
-static int has_thread_named(const char *want) {
-  struct dirent *e;
-  char path[300];
-  char buf[32];
-  int found = 0;
-  DIR *d;
-  FILE *f;
-
-  d = opendir("/proc/self/task");
-  if (d == NULL)
-    return 0;
-  while (!found && (e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-    f = fopen(path, "r");
-    if (f == NULL)
-      continue; /* the thread ended */
-    if (fgets(buf, sizeof(buf), f) != NULL) {
-      buf[strcspn(buf, "\n")] = '\0';
-      found = strcmp(buf, want) == 0;
-    }
-    fclose(f);
-  }
-  closedir(d);
-  return found;
-}
-
 START_TEST(test_pool_names_workers) {
   tandem_options_t opts;
   tandem_pool_t *p;
@@ -700,7 +671,7 @@ START_TEST(test_pool_names_workers) {
   ck_assert_int_eq(tandem_pool_new(&p, &opts), 0);
   /* A worker names itself when it starts: poll for up to 3 s. */
   for (i = 0; i < 300 && !named; i++) {
-    named = has_thread_named("tandem-w0") && has_thread_named("tandem-w1");
+    named = threads_named("tandem-w0") >= 1 && threads_named("tandem-w1") >= 1;
     if (!named)
       usleep(10000);
   }
