@@ -76,6 +76,45 @@ bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
   return true;
 }
 
+/* How many cells from pos on, up to n, are free for this lap. */
+static unsigned free_run(const tdm_inject_t *q, uint64_t pos, unsigned n) {
+  unsigned k;
+
+  /* Acquire, as in the single push: each cell's last consumer is done. */
+  for (k = 0; k < n; k++)
+    if (tdm_load_acq_64(&q->cells[(pos + k) & q->mask].seq) != pos + k)
+      break;
+  return k;
+}
+
+unsigned tdm_inject_push_n(tdm_inject_t *q, void *const *items, void *owner,
+                           void **const *cellps, unsigned n, uint64_t *posp) {
+  tdm_cell_t *c;
+  uint64_t pos;
+  unsigned k;
+  unsigned i;
+
+  pos = tdm_load_64(&q->enq);
+  for (;;) {
+    k = free_run(q, pos, n);
+    if (k == 0 &&
+        (int64_t)(tdm_load_acq_64(&q->cells[pos & q->mask].seq) - pos) < 0)
+      return 0; /* a full lap behind: the ring is full */
+    if (k != 0 && tdm_cas_64(&q->enq, pos, pos + k))
+      break;
+    pos = tdm_load_64(&q->enq);
+  }
+  *posp = pos;
+  for (i = 0; i < k; i++) { /* each cell as tdm_inject_push_mp fills one */
+    c = &q->cells[(pos + i) & q->mask];
+    tdm_store_ptr(cellps[i], c);
+    tdm_store_ptr(&c->owner, owner);
+    tdm_store_rel_ptr(&c->item, items[i]);
+    tdm_store_rel_64(&c->seq, pos + i + 1);
+  }
+  return k;
+}
+
 void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
   tdm_cell_t *c;
   uint64_t pos;

@@ -43,6 +43,13 @@ void tdm_inject_destroy(tdm_inject_t *q);
 bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
                         tdm_cell_t **cellp, uint64_t *posp);
 
+/* Any thread: tdm_inject_push_mp for items[0..n) at consecutive positions,
+ * claimed with one CAS, each cell's address stored in *cellps[i] before its
+ * item becomes visible.  Returns how many were pushed from the front (all,
+ * or fewer where the ring is full: 0 when it is), the first at *posp. */
+unsigned tdm_inject_push_n(tdm_inject_t *q, void *const *items, void *owner,
+                           void **const *cellps, unsigned n, uint64_t *posp);
+
 /* Any thread: were items still waiting ahead of position `pos` (racy; use
  * after a full barrier)? */
 static inline bool tdm_inject_ahead(const tdm_inject_t *q, uint64_t pos) {

@@ -267,8 +267,51 @@ void tandem__complete(tandem_work_t *req, int status) {
     tdm_faa_u32(&pool->ext_senders, (uint32_t)-1);
 }
 
+/* ---------------------------------------------------- deferred submits */
+
+/* The jobs that one drain's after callbacks queue on its own handle wait
+ * here, on the loop thread, and go to the ring together at the drain's
+ * next kick: one CAS on the ring's enq for the lot instead of one per job,
+ * on the thread a round trip is bound by.  They are QUEUED meanwhile, with
+ * no cell; they reach workers no later than the wake-up that the kick
+ * gives them anyway.  A cancel or close on this thread pushes them first,
+ * so that it finds them in the ring. */
+typedef struct pending_s {
+  tandem_t *t; /* the draining handle */
+  unsigned n;
+  void *item[TDM_KICK_EVERY];
+  void **cellp[TDM_KICK_EVERY];
+} pending_t;
+
+/* The drain running on this thread, if any (drains do not nest). */
+static _Thread_local pending_t *pending;
+
+static void push_pending(void) {
+  pending_t *p = pending;
+
+  if (p != NULL && p->n != 0) {
+    tandem__pool_submit_n(p->t->pool, p->item, p->t, p->cellp, p->n);
+    p->n = 0;
+  }
+}
+
+/* Loop thread, inside t's drain: queues req with the batch. */
+static void defer_submit(tandem_t *t, tandem_work_t *req) {
+  pending_t *p = pending;
+
+  if (p == NULL || p->t != t) { /* cannot happen; never lose a job */
+    tandem__pool_submit(t->pool, req, t, &req->cell_, true);
+    return;
+  }
+  p->item[p->n] = req;
+  p->cellp[p->n] = &req->cell_;
+  if (++p->n == TDM_KICK_EVERY)
+    push_pending();
+}
+
 /* Loop thread: wakes a worker for the jobs queued by after callbacks. */
 static void kick(tandem_t *t) {
+  push_pending();
   if (t->flags_ & F_KICK) {
     t->flags_ &= ~F_KICK;
     tandem__pool_kick(t->pool);
@@ -319,6 +362,8 @@ static unsigned drain(tandem_t *t) {
   int status;
   int from_loop;
 
+  pending_t batch;
+
   req = take_all(t);
   if (req == NULL)
     return 0;
@@ -326,6 +371,9 @@ static unsigned drain(tandem_t *t) {
   ext = 0;
   m = tdm_loop_rec(t);
   tdm_loop_rec_drain(m);
+  batch.t = t;
+  batch.n = 0;
+  pending = &batch;
   t->flags_ |= F_DRAINING;
   for (; req != NULL; req = next) {
     next = req->next_;
@@ -353,6 +401,8 @@ static unsigned drain(tandem_t *t) {
       kick(t);
   }
   t->flags_ &= ~F_DRAINING;
+  push_pending(); /* before the stream's release point is read */
+  pending = NULL;
   if (t->mode_ == TDM_MODE_STREAM)
     tandem__pool_stream_release(t);
   kick(t);
@@ -592,6 +642,7 @@ int tandem_close(tandem_t *t, tandem_close_cb cb) {
     close_inherited(t);
     return 0;
   }
+  push_pending(); /* inside a drain: its jobs into the ring, taken below */
   decide_on(t, TDM_EV_CLOSE); /* no batching, no stream */
   /* Full barrier: from here no submitter can be counted in; a worker that
    * claims one of our jobs sees closing_ and cancels it. */
@@ -743,11 +794,11 @@ queue_job(tandem_t *t, tandem_work_t *req, tandem_work_cb work_cb,
   if (bits != 0 && submit_special(t, req, expired))
     return 0;
   /* Publishes every field above (release in the deque or the ring).  From
-   * inside drain() the wake-up waits for the batch: one fence, not one per
-   * job. */
+   * inside drain() the push and the wake-up wait for the batch: one CAS and
+   * one fence, not one of each per job. */
   if (from_loop && (t->flags_ & F_DRAINING)) {
     t->flags_ |= F_KICK;
-    tandem__pool_submit(t->pool, req, t, &req->cell_, true);
+    defer_submit(t, req);
   } else {
     tandem__pool_submit(t->pool, req, t, &req->cell_, false);
   }
@@ -781,6 +832,9 @@ int tandem_cancel(tandem_work_t *req) {
     return UV_EBUSY;
   if (state != TDM_REQ_QUEUED && state != TDM_REQ_RUNNING)
     return UV_EINVAL;
+  /* Inside a drain, req may wait in its batch, with no cell yet. */
+  if (state == TDM_REQ_QUEUED)
+    push_pending();
   /* Only a job still waiting in a queue can be taken back: the queue
    * decides against a worker taking it (job.c).  The handle is read only
    * once that has won: then the request sits where the submit that wrote

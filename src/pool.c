@@ -222,6 +222,22 @@ void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
     notify(pool);
 }
 
+void tandem__pool_submit_n(tandem_pool_t *pool, void *const *items,
+                           void *owner, void **const *cellps, unsigned n) {
+  uint64_t pos;
+  unsigned i;
+  unsigned k;
+
+  for (i = 0; i < n; i += k) {
+    k = tdm_inject_push_n(&pool->inject, items + i, owner, cellps + i, n - i,
+                          &pos);
+    if (k == 0) { /* full ring: one at a time, to the overflow stack */
+      tandem__pool_submit(pool, items[i], owner, cellps[i], true);
+      k = 1;
+    }
+  }
+}
+
 void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
                                unsigned cls) {
   /* The push is a full barrier after the item, before the loads below. */

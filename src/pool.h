@@ -244,6 +244,13 @@ extern _Thread_local tdm_worker_t *tandem__self;
 void tandem__pool_submit(tandem_pool_t *pool, void *item, void *owner,
                          void **cellp, bool defer);
 
+/* Any thread outside the pool's workers: tandem__pool_submit(pool,
+ * items[i], owner, cellps[i], true) for i in [0, n), in that order, with
+ * one claim of the ring for the lot where it has room.  Wakes nobody: the
+ * caller calls tandem__pool_kick(). */
+void tandem__pool_submit_n(tandem_pool_t *pool, void *const *items,
+                           void *owner, void **const *cellps, unsigned n);
+
 /* Loop thread of `t`: its loop starts streaming (loop_mode.c says when),
  * trails by `lag` after a drain and notes its CPU, releases what its drain
  * queued, and stops streaming.  What it tells the pool lives in a slot of

@@ -739,6 +739,74 @@ START_TEST(test_cancel_from_busy_worker_wakes_loop) {
 }
 END_TEST
 
+/* Jobs queued by an after callback and cancelled in that same callback:
+ * a drain holds its callbacks' submits back and pushes them to the ring
+ * together (loop.c, "deferred submits"), so tandem_cancel must find them
+ * there.  More than one batch's worth (TDM_KICK_EVERY = 64), behind
+ * blocked workers: every cancel returns 0, every after callback gets
+ * UV_ECANCELED while the workers are still blocked, no work runs. */
+#define IN_CALLBACK 70
+
+static probe_t in_cb[IN_CALLBACK];
+
+static void queue_and_cancel_after(tandem_work_t *req, int status) {
+  int i;
+
+  probe_after_cb(req, status);
+  for (i = 0; i < IN_CALLBACK; i++) {
+    probe_init(&in_cb[i]);
+    ck_assert_int_eq(queue_probe(&in_cb[i]), 0);
+  }
+  for (i = 0; i < IN_CALLBACK; i++)
+    in_cb[i].cancel_rc = tandem_cancel(&in_cb[i].req);
+}
+
+static int in_cb_all_called(void *arg) {
+  int i;
+
+  (void)arg;
+  for (i = 0; i < IN_CALLBACK; i++)
+    if (in_cb[i].called == 0)
+      return 0;
+  return 1;
+}
+
+START_TEST(test_cancel_in_after_callback_of_jobs_it_queued) {
+  worker_gate_t gate;
+  probe_t trigger;
+  int i;
+
+  setup();
+  probe_init(&trigger);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
+  /* The trigger, cancelled, runs its after callback in a drain. */
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &trigger.req, probe_work_cb,
+                                     queue_and_cancel_after),
+                   0);
+  ck_assert_int_eq(tandem_cancel(&trigger.req), 0);
+  ck_assert_msg(run_until(&fx.loop, in_cb_all_called, NULL, 5000),
+                "jobs cancelled in an after callback were not called back "
+                "while the workers were blocked");
+  ck_assert_int_eq(trigger.status, UV_ECANCELED);
+  for (i = 0; i < IN_CALLBACK; i++) {
+    ck_assert_msg(in_cb[i].cancel_rc == 0, "job %d: tandem_cancel gave %d", i,
+                  in_cb[i].cancel_rc);
+    ck_assert_int_eq(in_cb[i].called, 1);
+    ck_assert_int_eq(in_cb[i].status, UV_ECANCELED);
+  }
+  ck_assert_uint_eq(gate.finished, 0);
+
+  worker_gate_open(&gate);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  worker_gate_destroy(&gate);
+  for (i = 0; i < IN_CALLBACK; i++) {
+    ck_assert_int_eq(atomic_load(&in_cb[i].ran), 0);
+    ck_assert_int_eq(in_cb[i].called, 1);
+  }
+  teardown();
+}
+END_TEST
+
 static Suite *cancel_suite(void) {
   TCase *tc;
   Suite *s;
@@ -756,6 +824,7 @@ static Suite *cancel_suite(void) {
   tcase_add_test(tc, test_cancel_job_queued_from_other_thread);
   tcase_add_test(tc, test_cancel_races_with_workers);
   tcase_add_test(tc, test_cancel_from_busy_worker_wakes_loop);
+  tcase_add_test(tc, test_cancel_in_after_callback_of_jobs_it_queued);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("busy");

@@ -759,6 +759,76 @@ START_TEST(test_close_while_other_thread_queues) {
 }
 END_TEST
 
+/* A handle closed from an after callback, just after that callback
+ * queued jobs on it: the drain had held those submits back to push them
+ * together (loop.c, "deferred submits"); the close must still find them
+ * and cancel them at once, while the workers are blocked, not leave them
+ * for a worker to refuse later. */
+#define FROM_CB 70
+
+static probe_t from_cb[FROM_CB];
+
+static void queue_then_close_after(tandem_work_t *req, int status) {
+  int i;
+
+  probe_after_cb(req, status);
+  for (i = 0; i < FROM_CB; i++) {
+    probe_init(&from_cb[i]);
+    ck_assert_int_eq(tandem_queue_work(&fx.tandem, &from_cb[i].req,
+                                       probe_work_cb, probe_after_cb),
+                     0);
+  }
+  ck_assert_int_eq(tandem_close(&fx.tandem, close_cb), 0);
+}
+
+static int from_cb_all_called(void *arg) {
+  int i;
+
+  (void)arg;
+  for (i = 0; i < FROM_CB; i++)
+    if (from_cb[i].called == 0)
+      return 0;
+  return 1;
+}
+
+START_TEST(test_close_in_after_callback_cancels_jobs_it_queued) {
+  worker_gate_t gate;
+  probe_t trigger;
+  int i;
+
+  setup();
+  probe_init(&trigger);
+  ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
+  /* The trigger, cancelled, runs its after callback in a drain. */
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &trigger.req, probe_work_cb,
+                                     queue_then_close_after),
+                   0);
+  ck_assert_int_eq(tandem_cancel(&trigger.req), 0);
+  gate.expect = UV_ECANCELED; /* running when the handle closes */
+  ck_assert_msg(run_until(&fx.loop, from_cb_all_called, NULL, 5000),
+                "jobs queued just before the close were not called back "
+                "while the workers were blocked");
+  ck_assert_uint_eq(gate.finished, 0);
+  for (i = 0; i < FROM_CB; i++) {
+    ck_assert_int_eq(from_cb[i].called, 1);
+    ck_assert_int_eq(from_cb[i].status, UV_ECANCELED);
+  }
+
+  worker_gate_open(&gate);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(close_called, 1);
+  ck_assert_uint_eq(gate.finished, gate.n);
+  ck_assert_uint_eq(gate.bad_status, 0);
+  worker_gate_destroy(&gate);
+  for (i = 0; i < FROM_CB; i++) {
+    ck_assert_int_eq(atomic_load(&from_cb[i].ran), 0);
+    ck_assert_int_eq(from_cb[i].called, 1);
+  }
+  ck_assert_int_eq(afters_off_thread, 0);
+  fixture_finish(&fx);
+}
+END_TEST
+
 static Suite *close_suite(void) {
   TCase *tc;
   Suite *s;
@@ -768,6 +838,7 @@ static Suite *close_suite(void) {
   tc = tcase_create("in_flight");
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_close_with_jobs_in_flight);
+  tcase_add_test(tc, test_close_in_after_callback_cancels_jobs_it_queued);
   tcase_add_test(tc, test_close_from_after_callback);
   tcase_add_test(tc, test_running_job_cannot_queue_on_closing_handle);
   tcase_add_test(tc, test_close_cancels_overflowed_jobs);
