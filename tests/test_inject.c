@@ -91,6 +91,46 @@ START_TEST(test_inject_full_ring_refuses) {
 }
 END_TEST
 
+/* tdm_inject_push_n: as many as fit, from the front, at consecutive
+ * positions, each cell's address written back before it is published and
+ * each cell cancellable like a single push's; 0 on a full ring. */
+START_TEST(test_inject_push_n_fills_what_fits) {
+  tdm_inject_t q;
+  tdm_cell_t *cells[6];
+  void **cellps[6];
+  void *items[6];
+  uint64_t pos;
+  uintptr_t i;
+  bool more;
+
+  ck_assert_int_eq(tdm_inject_init(&q, 8), 0);
+  for (i = 0; i < 6; i++) {
+    items[i] = ITEM(i);
+    cells[i] = NULL;
+    cellps[i] = (void **)&cells[i];
+  }
+  ck_assert_uint_eq(tdm_inject_push_n(&q, items, NULL, cellps, 3, &pos), 3);
+  ck_assert_uint_eq(pos, 0);
+  for (i = 0; i < 3; i++)
+    ck_assert_ptr_eq(cells[i], &q.cells[i]);
+  /* Five cells left: of the next six, the first five go in. */
+  ck_assert_uint_eq(tdm_inject_push_n(&q, items, NULL, cellps, 6, &pos), 5);
+  ck_assert_uint_eq(pos, 3);
+  ck_assert_uint_eq(tdm_inject_push_n(&q, items, NULL, cellps, 1, &pos), 0);
+  ck_assert_uint_eq(tdm_inject_size(&q), 8);
+  ck_assert(tdm_inject_cancel_in(&q, cells[1], ITEM(1))); /* position 4 */
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(0));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(1));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(2));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(0));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(2)); /* 1 cancelled */
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(3));
+  ck_assert_ptr_eq(tdm_inject_pop_mc(&q, &more), ITEM(4));
+  ck_assert_ptr_null(tdm_inject_pop_mc(&q, &more));
+  tdm_inject_destroy(&q);
+}
+END_TEST
+
 /* tdm_inject_size counts every position in use, tombstones included;
  * tdm_inject_live only the items a consumer would get. */
 START_TEST(test_inject_size_and_live) {
@@ -521,6 +561,7 @@ int main(void) {
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_inject_fifo_across_laps);
   tcase_add_test(tc, test_inject_full_ring_refuses);
+  tcase_add_test(tc, test_inject_push_n_fills_what_fits);
   tcase_add_test(tc, test_inject_size_and_live);
   tcase_add_test(tc, test_inject_cancel_in_place);
   tcase_add_test(tc, test_inject_cancel_owned_takes_only_that_owners_items);
