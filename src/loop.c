@@ -283,7 +283,7 @@ typedef struct pending_s {
   void **cellp[TDM_KICK_EVERY];
 } pending_t;
 
-/* The drain running on this thread, if any (drains do not nest). */
+/* The innermost drain running on this thread, if any. */
 static _Thread_local pending_t *pending;
 
 static void push_pending(void) {
@@ -361,8 +361,8 @@ static unsigned drain(tandem_t *t) {
   unsigned ext;
   int status;
   int from_loop;
-
   pending_t batch;
+  pending_t *outer;
 
   req = take_all(t);
   if (req == NULL)
@@ -371,6 +371,11 @@ static unsigned drain(tandem_t *t) {
   ext = 0;
   m = tdm_loop_rec(t);
   tdm_loop_rec_drain(m);
+  /* A drain inside another (an after callback that ran uv_run, which
+   * libuv does not support but nothing stops): the outer batch goes first,
+   * and is the one in force again after. */
+  outer = pending;
+  push_pending();
   batch.t = t;
   batch.n = 0;
   pending = &batch;
@@ -402,7 +407,7 @@ static unsigned drain(tandem_t *t) {
   }
   t->flags_ &= ~F_DRAINING;
   push_pending(); /* before the stream's release point is read */
-  pending = NULL;
+  pending = outer;
   if (t->mode_ == TDM_MODE_STREAM)
     tandem__pool_stream_release(t);
   kick(t);
