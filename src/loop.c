@@ -299,7 +299,12 @@ static void push_pending(void) {
 static void defer_submit(tandem_t *t, tandem_work_t *req) {
   pending_t *p = pending;
 
-  if (p == NULL || p->t != t) { /* cannot happen; never lose a job */
+  /* A worker searching now would start the job at once, beside the rest
+   * of the callback (a lone round trip): an empty batch does not hold it
+   * back.  Without a searcher it would wait for the kick's wake-up anyway.
+   * (p == NULL cannot happen; never lose a job.) */
+  if (p == NULL || p->t != t ||
+      (p->n == 0 && tdm_idle_searching(&t->pool->idle))) {
     tandem__pool_submit(t->pool, req, t, &req->cell_, true);
     return;
   }

@@ -748,6 +748,88 @@ START_TEST(test_after_callback_not_held_back_by_next_job) {
 }
 END_TEST
 
+/* A job queued by an after callback, while a worker searches, starts at
+ * once -- beside the rest of that callback, as a pipeline of "queue the
+ * next chunk, then handle this result" needs -- and is not held back until
+ * the drain ends (loop.c, "deferred submits": only jobs nobody is looking
+ * for wait for the drain's kick).  Whether a worker is still searching
+ * when the callback runs is up to the machine, so the test asks for one
+ * round in up to 50 where the job started inside the callback; a drain
+ * that holds every job back never gets one. */
+#define BESIDE_ROUNDS 50
+#define BESIDE_WANTED 3
+
+typedef struct beside_s {
+  tandem_t *t;
+  tandem_work_t first; /* empty; its after callback queues `next` */
+  tandem_work_t next;  /* marks started */
+  atomic_int started;
+  int rounds;
+  int beside; /* rounds in which `next` started inside the callback */
+} beside_t;
+
+static void beside_empty_cb(tandem_work_t *req) {
+  (void)req;
+}
+
+static void beside_next_cb(tandem_work_t *req) {
+  atomic_store(&((beside_t *)req->data)->started, 1);
+}
+
+static void beside_next_after_cb(tandem_work_t *req, int status);
+
+static void beside_first_after_cb(tandem_work_t *req, int status) {
+  beside_t *b = req->data;
+  uint64_t deadline;
+
+  ck_assert_int_eq(status, 0);
+  atomic_store(&b->started, 0);
+  ck_assert_int_eq(tandem_queue_work(b->t, &b->next, beside_next_cb,
+                                     beside_next_after_cb),
+                   0);
+  deadline = uv_hrtime() + (uint64_t)20000000u * timeout_multiplier();
+  while (!atomic_load(&b->started) && uv_hrtime() < deadline)
+    ;
+  b->beside += atomic_load(&b->started);
+}
+
+static void beside_next_after_cb(tandem_work_t *req, int status) {
+  beside_t *b = req->data;
+
+  ck_assert_int_eq(status, 0);
+  if (++b->rounds < BESIDE_ROUNDS && b->beside < BESIDE_WANTED)
+    ck_assert_int_eq(tandem_queue_work(b->t, &b->first, beside_empty_cb,
+                                       beside_first_after_cb),
+                     0);
+}
+
+START_TEST(test_job_from_after_callback_starts_beside_it) {
+  tandem_options_t opts;
+  fixture_t f;
+  beside_t b;
+
+  memset(&b, 0, sizeof(b));
+  atomic_init(&b.started, 0);
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = 1;
+  opts.worker_spin_us = 1000000; /* a worker that ran a job searches on */
+  opts.loop_spin_us = 1000000;   /* and the loop hears of it at once */
+  fixture_open(&f, &opts);
+  b.t = &f.tandem;
+  b.first.data = &b;
+  b.next.data = &b;
+  ck_assert_int_eq(tandem_queue_work(&f.tandem, &b.first, beside_empty_cb,
+                                     beside_first_after_cb),
+                   0);
+  ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_msg(b.beside > 0,
+                "in %d rounds the job queued by an after callback never "
+                "started before that callback returned",
+                b.rounds);
+  fixture_close(&f);
+}
+END_TEST
+
 static Suite *queue_work_suite(void) {
   TCase *tc;
   Suite *s;
@@ -773,6 +855,7 @@ static Suite *queue_work_suite(void) {
   tcase_add_test(tc, test_null_pool_means_default_pool);
   tcase_add_test(tc, test_null_after_callback_runs_work);
   tcase_add_test(tc, test_after_callback_not_held_back_by_next_job);
+  tcase_add_test(tc, test_job_from_after_callback_starts_beside_it);
   suite_add_tcase(s, tc);
 
   return s;
