@@ -63,23 +63,15 @@ void probes_requeue(probes_t *ps, probe_t *p) {
     ps->bad_calls++;
 }
 
-probe_t *probes_cancel_one(probes_t *ps) {
-  probe_t *p;
+probe_t *probes_cancel_one(probes_t *ps, probe_t *newest) {
   int err;
-  int i;
 
-  /* The newest first: they are the likeliest still in the ring.  A worker
-   * may take one before we cancel: UV_EBUSY, try the next. */
-  for (i = ps->width - 1; i >= 0; i--) {
-    p = &ps->probe[i];
-    if (p->called == p->queued || atomic_load(&p->ran) == p->queued)
-      continue;
-    err = tandem_cancel(&p->req);
-    if (err == 0)
-      return p;
-    if (err != UV_EBUSY)
-      ps->bad_calls++;
-  }
+  if (newest->called == newest->queued)
+    return NULL; /* not queued again: the run is over or stopped */
+  err = tandem_cancel(&newest->req);
+  if (err == 0)
+    return newest;
+  ps->bad_calls++; /* nothing could have taken it */
   return NULL;
 }
 

@@ -64,9 +64,14 @@ void probes_count(probes_t *ps, probe_t *p, int status);
 /* Queues `p` again unless the run is over or stopped. */
 void probes_requeue(probes_t *ps, probe_t *p);
 
-/* Loop thread: cancels one probe that is queued and not started, newest
- * first, and returns it; NULL if a worker took each first (UV_EBUSY). */
-probe_t *probes_cancel_one(probes_t *ps);
+/* Loop thread, in `newest`'s after callback, after probes_requeue():
+ * cancels `newest` if it was queued again, and returns it; else, or if the
+ * cancel did not return 0, NULL.  Every other job in flight is ahead of
+ * it, so no worker can have started it.  (Not an older probe: one a worker
+ * has just taken answers UV_EBUSY and, since #13, is asked to stop -- it
+ * may then end with UV_ECANCELED too, a second cancel the test did not
+ * mean.) */
+probe_t *probes_cancel_one(probes_t *ps, probe_t *newest);
 
 /* Work callbacks run, over every probe. */
 int probes_ran(probes_t *ps);

@@ -134,7 +134,7 @@ static void cancel_after_cb(tandem_work_t *req, int status) {
   ck_assert_int_eq(status, 0);
   probes_requeue(&ps, p);
   if (cancel_victim == NULL && saw_batching)
-    cancel_victim = probes_cancel_one(&ps);
+    cancel_victim = probes_cancel_one(&ps, p);
 }
 
 START_TEST(test_cancel_while_batching) {

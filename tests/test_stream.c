@@ -209,7 +209,7 @@ static void cancel_after_cb(tandem_work_t *req, int status) {
   }
   probes_requeue(&ps, p);
   if (cancel_victim == NULL && mid_run())
-    cancel_victim = probes_cancel_one(&ps);
+    cancel_victim = probes_cancel_one(&ps, p);
 }
 
 START_TEST(test_cancel_while_streaming) {
