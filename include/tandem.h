@@ -633,15 +633,20 @@ TANDEM_EXTERN int tandem_work_cancelled(const tandem_work_t *req);
  * returned yet, or if it never entered the injection queue: jobs queued from
  * inside one of the pool's workers go straight onto that worker's deque, and
  * jobs queued while the injection queue was full wait on an overflow list;
- * both count as taken.  HIGH, LOW and blocking jobs wait in queues of their
- * own and can be cancelled there (an O(n) search of that queue).  For a
- * running job, or one it cannot take back, it also returns UV_EBUSY, and
- * asks it to stop: from then on tandem_work_cancelled(req) is 1, and if
- * work_cb returns after that, the after callback gets UV_ECANCELED (a
- * cancel that comes as work_cb returns may be too late: then 0).  A
- * finished job (awaiting or past its after callback) is not asked; but a
- * cancel racing a re-queue of the same request from its after callback
- * may ask the new job.  UV_EINVAL for NULL or a request never queued.
+ * both count as taken.  A job that an after callback queued on its own
+ * handle may wait, until that callback's drain pushes it to the injection
+ * queue, in a batch on the loop thread: tandem_cancel on that thread
+ * pushes the batch first and takes the job back (0); on another thread it
+ * finds the job not yet in the queue (UV_EBUSY, below).  HIGH, LOW and
+ * blocking jobs wait in queues of their own and can be cancelled there
+ * (an O(n) search of that queue).  For a running job, or one it cannot
+ * take back, it also returns UV_EBUSY, and asks it to stop: from then on
+ * tandem_work_cancelled(req) is 1, and if work_cb returns after that, the
+ * after callback gets UV_ECANCELED (a cancel that comes as work_cb returns
+ * may be too late: then 0).  A finished job (awaiting or past its after
+ * callback) is not asked; but a cancel racing a re-queue of the same
+ * request from its after callback may ask the new job.  UV_EINVAL for NULL
+ * or a request never queued.
  * \thread Any thread. */
 TANDEM_EXTERN int tandem_cancel(tandem_work_t *req);
 
