@@ -44,6 +44,20 @@ void tdm_inject_destroy(tdm_inject_t *q) {
   q->cells = NULL;
 }
 
+/* A producer that claimed position pos fills its cell. */
+static void fill(tdm_inject_t *q, uint64_t pos, void *item, void *owner,
+                 void **cellp) {
+  tdm_cell_t *c = &q->cells[pos & q->mask];
+
+  tdm_store_ptr(cellp, c);
+  tdm_store_ptr(&c->owner, owner);
+  /* Release: a canceller whose CAS finds the item sees what was written
+   * before the push (the request's handle, its cell). */
+  tdm_store_rel_ptr(&c->item, item);
+  /* Release: a consumer that sees seq == pos + 1 sees the item. */
+  tdm_store_rel_64(&c->seq, pos + 1);
+}
+
 bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
                         tdm_cell_t **cellp, uint64_t *posp) {
   tdm_cell_t *c;
@@ -65,14 +79,8 @@ bool tdm_inject_push_mp(tdm_inject_t *q, void *item, void *owner,
       pos = tdm_load_64(&q->enq);
     }
   }
-  tdm_store_ptr((void **)cellp, c);
   *posp = pos;
-  tdm_store_ptr(&c->owner, owner);
-  /* Release: a canceller whose CAS finds the item sees what was written
-   * before the push (the request's handle, its cell). */
-  tdm_store_rel_ptr(&c->item, item);
-  /* Release: a consumer that sees seq == pos + 1 sees the item. */
-  tdm_store_rel_64(&c->seq, pos + 1);
+  fill(q, pos, item, owner, (void **)cellp);
   return true;
 }
 
@@ -89,7 +97,6 @@ static unsigned free_run(const tdm_inject_t *q, uint64_t pos, unsigned n) {
 
 unsigned tdm_inject_push_n(tdm_inject_t *q, void *const *items, void *owner,
                            void **const *cellps, unsigned n, uint64_t *posp) {
-  tdm_cell_t *c;
   uint64_t pos;
   unsigned k;
   unsigned i;
@@ -105,13 +112,8 @@ unsigned tdm_inject_push_n(tdm_inject_t *q, void *const *items, void *owner,
     pos = tdm_load_64(&q->enq);
   }
   *posp = pos;
-  for (i = 0; i < k; i++) { /* each cell as tdm_inject_push_mp fills one */
-    c = &q->cells[(pos + i) & q->mask];
-    tdm_store_ptr(cellps[i], c);
-    tdm_store_ptr(&c->owner, owner);
-    tdm_store_rel_ptr(&c->item, items[i]);
-    tdm_store_rel_64(&c->seq, pos + i + 1);
-  }
+  for (i = 0; i < k; i++)
+    fill(q, pos + i, items[i], owner, cellps[i]);
   return k;
 }
 

@@ -774,7 +774,7 @@ START_TEST(test_cancel_in_after_callback_of_jobs_it_queued) {
   setup();
   probe_init(&trigger);
   ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
-  ck_assert_int_eq(worker_gate_run_in_drain(&gate, &fx.tandem, &trigger.req,
+  ck_assert_int_eq(worker_gate_run_in_drain(&fx.tandem, &trigger.req,
                                             queue_and_cancel_after),
                    0);
   ck_assert_msg(run_until(&fx.loop, in_cb_all_called, NULL, 5000),

@@ -794,7 +794,7 @@ START_TEST(test_close_in_after_callback_cancels_jobs_it_queued) {
   setup();
   probe_init(&trigger);
   ck_assert_int_eq(worker_gate_block(&gate, &fx.tandem), 0);
-  ck_assert_int_eq(worker_gate_run_in_drain(&gate, &fx.tandem, &trigger.req,
+  ck_assert_int_eq(worker_gate_run_in_drain(&fx.tandem, &trigger.req,
                                             queue_then_close_after),
                    0);
   gate.expect = UV_ECANCELED; /* running when the handle closes */

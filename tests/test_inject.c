@@ -273,6 +273,7 @@ typedef struct ring_s {
   uint64_t wrong_owner; /* items the scan took that were not its owner's */
   uint64_t producers_left;
   int self_cancel; /* producers take every 7th item back at once */
+  unsigned batch;  /* > 1: producers push that many at once (push_n) */
   const void *owner_a;
   const void *owner_b;
 } ring_t;
@@ -326,6 +327,50 @@ static void ring_check_and_free(ring_t *r) {
   tdm_inject_destroy(&r->q);
 }
 
+/* A producer has pushed item i into `cell`: publishes the cell for the
+ * cancellers, and takes every 7th item back at once when asked to (as
+ * tandem_cancel right after tandem_queue_work). */
+static void pushed(ring_t *r, uintptr_t i, tdm_cell_t *cell) {
+  __atomic_store_n(&r->cells[i], cell, __ATOMIC_RELEASE);
+  if (r->self_cancel && i % 7 == 0 &&
+      tdm_inject_cancel_in(&r->q, cell, ITEM(i))) {
+    mark_taken(r, ITEM(i));
+    __atomic_fetch_add(&r->cancelled, 1, __ATOMIC_RELAXED);
+  }
+}
+
+#define MAX_BATCH 8
+
+/* Items i, i + P, ... (up to r->batch of them, below n_items) with one
+ * tdm_inject_push_n at a time, retrying the rest while the ring is full,
+ * as a drain pushes its batch.  Returns the next item of this producer. */
+static uintptr_t push_batch(ring_t *r, uintptr_t i) {
+  tdm_cell_t *cells[MAX_BATCH];
+  void **cellps[MAX_BATCH];
+  void *items[MAX_BATCH];
+  uintptr_t idx[MAX_BATCH];
+  unsigned n;
+  unsigned done;
+  unsigned k;
+  uint64_t pos;
+
+  for (n = 0; n < r->batch && n < MAX_BATCH && i < r->n_items;
+       n++, i += r->producers) {
+    idx[n] = i;
+    items[n] = ITEM(i);
+    cellps[n] = (void **)&cells[n];
+  }
+  for (done = 0; done < n; done += k) {
+    k = tdm_inject_push_n(&r->q, items + done, NULL, cellps + done, n - done,
+                          &pos);
+    if (k == 0)
+      sched_yield();
+  }
+  for (k = 0; k < n; k++)
+    pushed(r, idx[k], cells[k]);
+  return i;
+}
+
 /* Producer k pushes items k, k + P, k + 2P, ... (so they interleave),
  * retrying while the ring is full, and publishes each one's cell. */
 static void producer_main(void *arg) {
@@ -336,17 +381,16 @@ static void producer_main(void *arg) {
   uintptr_t i;
   const void *owner;
 
-  for (i = wa->index; i < r->n_items; i += r->producers) {
+  for (i = wa->index; i < r->n_items;) {
+    if (r->batch > 1) {
+      i = push_batch(r, i);
+      continue;
+    }
     owner = i % 2 ? r->owner_b : r->owner_a;
     while (!tdm_inject_push_mp(&r->q, ITEM(i), (void *)owner, &cell, &pos))
       sched_yield();
-    __atomic_store_n(&r->cells[i], cell, __ATOMIC_RELEASE);
-    /* As tandem_cancel right after tandem_queue_work. */
-    if (r->self_cancel && i % 7 == 0 &&
-        tdm_inject_cancel_in(&r->q, cell, ITEM(i))) {
-      mark_taken(r, ITEM(i));
-      __atomic_fetch_add(&r->cancelled, 1, __ATOMIC_RELAXED);
-    }
+    pushed(r, i, cell);
+    i += r->producers;
   }
   __atomic_fetch_sub(&r->producers_left, 1, __ATOMIC_RELEASE);
 }
@@ -450,6 +494,33 @@ START_TEST(test_inject_cancel_races_consumers) {
   join_threads(canc, CANCELLERS);
   join_threads(cons, CONSUMERS);
   /* Both sides won some: the race was run. */
+  ck_assert_uint_gt(r.cancelled, 0);
+  ck_assert_uint_gt(r.consumed, 0);
+  ring_check_and_free(&r);
+}
+END_TEST
+
+/* The same race, with producers that push 5 items at a time
+ * (tdm_inject_push_n, as a drain does) into a ring of 64: batches straddle
+ * the ring's end and find it full; every item still ends exactly once. */
+START_TEST(test_inject_push_n_races_consumers_and_cancels) {
+  uv_thread_t prod[PRODUCERS];
+  uv_thread_t cons[CONSUMERS];
+  uv_thread_t canc[CANCELLERS];
+  worker_arg_t pa[PRODUCERS];
+  worker_arg_t ca[CONSUMERS];
+  worker_arg_t xa[CANCELLERS];
+  ring_t r;
+
+  ring_init(&r, 64, PRODUCERS, env_count("TANDEM_INJECT_ITEMS", 100000));
+  r.self_cancel = 1;
+  r.batch = 5;
+  start_threads(cons, ca, CONSUMERS, &r, consumer_main);
+  start_threads(canc, xa, CANCELLERS, &r, canceller_main);
+  start_threads(prod, pa, PRODUCERS, &r, producer_main);
+  join_threads(prod, PRODUCERS);
+  join_threads(canc, CANCELLERS);
+  join_threads(cons, CONSUMERS);
   ck_assert_uint_gt(r.cancelled, 0);
   ck_assert_uint_gt(r.consumed, 0);
   ring_check_and_free(&r);
@@ -570,6 +641,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_inject_mpmc_every_item_exactly_once);
   tcase_add_test(tc, test_inject_cancel_races_consumers);
+  tcase_add_test(tc, test_inject_push_n_races_consumers_and_cancels);
   tcase_add_test(tc, test_inject_cancel_owned_races_consumers);
   tcase_add_test(tc, test_inject_cancel_owned_after_producers);
   suite_add_tcase(s, tc);

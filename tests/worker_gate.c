@@ -71,11 +71,10 @@ static void never_runs_cb(tandem_work_t *req) {
   (void)req;
 }
 
-int worker_gate_run_in_drain(worker_gate_t *g, tandem_t *t,
-                             tandem_work_t *req, tandem_after_work_cb after) {
+int worker_gate_run_in_drain(tandem_t *t, tandem_work_t *req,
+                             tandem_after_work_cb after) {
   int err;
 
-  (void)g; /* it only has to hold the workers meanwhile */
   err = tandem_queue_work(t, req, never_runs_cb, after);
   return err != 0 ? err : tandem_cancel(req);
 }

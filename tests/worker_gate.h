@@ -53,8 +53,8 @@ int worker_gate_block(worker_gate_t *g, tandem_t *t);
  * cancels it at once, so that `after` runs inside a drain, where after
  * callbacks run (with UV_ECANCELED), on the loop's next turn.  Returns 0
  * or the first error. */
-int worker_gate_run_in_drain(worker_gate_t *g, tandem_t *t,
-                             tandem_work_t *req, tandem_after_work_cb after);
+int worker_gate_run_in_drain(tandem_t *t, tandem_work_t *req,
+                             tandem_after_work_cb after);
 
 /* Lets the blocked jobs finish.  Any thread; only the first call acts. */
 void worker_gate_open(worker_gate_t *g);
