@@ -474,9 +474,10 @@ START_TEST(test_inject_mpmc_every_item_exactly_once) {
 END_TEST
 
 /* Cancellers race the consumers for every item, and each producer takes
- * every 7th item back right after pushing it: each item is either consumed
- * or cancelled, never both, never lost. */
-START_TEST(test_inject_cancel_races_consumers) {
+ * every 7th item back right after pushing it, `batch` items at a push
+ * (1: tdm_inject_push_mp): each item is either consumed or cancelled,
+ * never both, never lost. */
+static void cancel_race(unsigned batch) {
   uv_thread_t prod[PRODUCERS];
   uv_thread_t cons[CONSUMERS];
   uv_thread_t canc[CANCELLERS];
@@ -487,6 +488,7 @@ START_TEST(test_inject_cancel_races_consumers) {
 
   ring_init(&r, 64, PRODUCERS, env_count("TANDEM_INJECT_ITEMS", 100000));
   r.self_cancel = 1;
+  r.batch = batch;
   start_threads(cons, ca, CONSUMERS, &r, consumer_main);
   start_threads(canc, xa, CANCELLERS, &r, canceller_main);
   start_threads(prod, pa, PRODUCERS, &r, producer_main);
@@ -498,32 +500,17 @@ START_TEST(test_inject_cancel_races_consumers) {
   ck_assert_uint_gt(r.consumed, 0);
   ring_check_and_free(&r);
 }
+
+START_TEST(test_inject_cancel_races_consumers) {
+  cancel_race(1);
+}
 END_TEST
 
 /* The same race, with producers that push 5 items at a time
  * (tdm_inject_push_n, as a drain does) into a ring of 64: batches straddle
- * the ring's end and find it full; every item still ends exactly once. */
+ * the ring's end and find it full. */
 START_TEST(test_inject_push_n_races_consumers_and_cancels) {
-  uv_thread_t prod[PRODUCERS];
-  uv_thread_t cons[CONSUMERS];
-  uv_thread_t canc[CANCELLERS];
-  worker_arg_t pa[PRODUCERS];
-  worker_arg_t ca[CONSUMERS];
-  worker_arg_t xa[CANCELLERS];
-  ring_t r;
-
-  ring_init(&r, 64, PRODUCERS, env_count("TANDEM_INJECT_ITEMS", 100000));
-  r.self_cancel = 1;
-  r.batch = 5;
-  start_threads(cons, ca, CONSUMERS, &r, consumer_main);
-  start_threads(canc, xa, CANCELLERS, &r, canceller_main);
-  start_threads(prod, pa, PRODUCERS, &r, producer_main);
-  join_threads(prod, PRODUCERS);
-  join_threads(canc, CANCELLERS);
-  join_threads(cons, CONSUMERS);
-  ck_assert_uint_gt(r.cancelled, 0);
-  ck_assert_uint_gt(r.consumed, 0);
-  ring_check_and_free(&r);
+  cancel_race(5);
 }
 END_TEST
 
