@@ -211,6 +211,20 @@ static inline void tdm_store_rel_ptr(void **p, void *v) {
   tdm_store_ptr(p, v);
 }
 
+/* Not an atomic operation: a hint that this thread will soon write the
+ * line at p.  A line another core wrote last is read, then written, by
+ * most of our hand-offs (a CAS after a load of the same word, a request's
+ * link after its load); a read miss brings the line shared and the write
+ * then costs a second trip between the cores.  PREFETCHW asks for it
+ * exclusive in one.  Safe on any address: a hint never faults. */
+static inline void tdm_prefetch_w(const void *p) {
+#if defined(__x86_64__) && !defined(TANDEM_TSAN)
+  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 #define TDM_CACHELINE 64
 #define TDM_ALIGNED __attribute__((aligned(TDM_CACHELINE)))
 

@@ -338,6 +338,7 @@ static tandem_work_t *take_all(tandem_t *t) {
   /* The swap acquires everything the pushers published. */
   req = tdm_fas_ptr(&t->done_, NULL);
   for (prev = NULL; req != NULL; req = next) { /* newest first: reverse */
+    tdm_prefetch_w(req); /* its link is written here, its state below */
     next = req->next_;
     req->next_ = prev;
     prev = req;
