@@ -353,13 +353,15 @@ TANDEM_EXTERN uint64_t tandem_histogram_mean(const tandem_histogram_t *h);
  * workers in tandem_metrics_t.total). */
 typedef struct tandem_worker_metrics_s {
   uint64_t busy_ns;   /**< time spent running jobs and fork-join tasks,
-                           the one running now included */
+                           the one running now included (and the moment
+                           between two it runs back to back) */
   uint64_t parked_ns; /**< time asleep, waiting for work, the current
                            sleep included */
   uint64_t jobs;      /**< requests it ran (their wait and run are in the
                            histograms) */
-  uint64_t busy;      /**< 1 while it runs a job or task now (in total:
-                           the workers busy now) */
+  uint64_t busy;      /**< 1 while it runs a job or task now, or goes
+                           straight from one to the next (in total: the
+                           workers busy now) */
 } tandem_worker_metrics_t;
 
 /** A snapshot of a pool's time, filled by tandem_pool_metrics(). */

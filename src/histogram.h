@@ -23,16 +23,16 @@
 #define TDM_HIST_SUB TANDEM_HISTOGRAM_SUB_BITS
 #define TDM_HIST_LINEAR (1u << TDM_HIST_SUB) /* 0..7: one value each */
 
-/* The bucket of `ns`: the power of two below it, then the next SUB bits. */
+/* The bucket of `ns`: the power of two below it, then the next SUB bits.
+ * With s = (that power's exponent) - SUB, ns >> s lies in [LINEAR,
+ * 2 LINEAR): LINEAR plus the SUB bits, so the bucket is s * LINEAR + (ns
+ * >> s).  Or-ing in LINEAR gives values below it s = 0, one bucket each.
+ * No branch: a worker adds two values a job. */
 static inline unsigned tdm_hist_bucket(uint64_t ns) {
-  unsigned e;
-  unsigned i;
+  unsigned s = 63u - (unsigned)__builtin_clzll(ns | TDM_HIST_LINEAR) -
+               TDM_HIST_SUB;
+  unsigned i = (s << TDM_HIST_SUB) + (unsigned)(ns >> s);
 
-  if (ns < TDM_HIST_LINEAR)
-    return (unsigned)ns;
-  e = 63u - (unsigned)__builtin_clzll(ns); /* >= SUB */
-  i = (e - TDM_HIST_SUB + 1) * TDM_HIST_LINEAR +
-      (unsigned)((ns >> (e - TDM_HIST_SUB)) & (TDM_HIST_LINEAR - 1));
   return i < TANDEM_HISTOGRAM_BUCKETS ? i : TANDEM_HISTOGRAM_BUCKETS - 1;
 }
 

@@ -31,9 +31,10 @@
 typedef struct tdm_rec_s {
   tandem_histogram_t wait;
   tandem_histogram_t run;
-  uint64_t busy_ticks; /* a worker's: time running items, finished ones */
-  uint64_t busy_since; /* a worker's: the reading at its current top-level
-                          item's start; 0 while it runs none */
+  uint64_t busy_ticks; /* a worker's: time running items, ended streaks */
+  uint64_t busy_since; /* a worker's: the reading at the start of its
+                          current streak of items run back to back (pool.c,
+                          run_timed); 0 while it searches or parks */
   bool shared;
 } tdm_rec_t;
 

@@ -442,23 +442,34 @@ bool tandem__pool_help_one(tdm_worker_t *w) {
 
 /* ------------------------------------------------------------- the loop */
 
-/* run_item, timed: the worker busy from the item's start (the previous
- * item's end when it went straight on: one reading per job boundary) to
- * its end (the request's own, read by job.c, or one reading here). */
+/* run_item, timed.  The worker is busy from the start of a streak of
+ * items it runs back to back (each starts at the previous one's end: one
+ * reading per job boundary) to the end of its last: busy_since holds the
+ * streak's start, and busy_end() folds the streak into busy_ticks when a
+ * look finds nothing.  An item's end is the request's own reading (job.c)
+ * or one taken here. */
 static void run_timed(tdm_worker_t *w, void *item) {
-  uint64_t t0;
-  uint64_t t1;
-
-  t0 = w->tick_hot ? w->tick : tdm_clock_now();
-  w->tick = t0;
+  if (!w->tick_hot) {
+    w->tick = tdm_clock_now();
+    tdm_store_64(&w->rec.busy_since, w->tick);
+  }
   w->tick_end = false;
-  tdm_store_64(&w->rec.busy_since, t0);
   run_item(w, item);
-  t1 = w->tick_end ? w->tick : tdm_clock_now();
-  tdm_store_64(&w->rec.busy_ticks, w->rec.busy_ticks + (t1 - t0));
-  tdm_store_64(&w->rec.busy_since, 0);
-  w->tick = t1;
+  if (!w->tick_end)
+    w->tick = tdm_clock_now();
   w->tick_hot = true;
+}
+
+/* A look found nothing: the streak run_timed began ends at the last
+ * item's end (w->tick).  busy_ticks first, so that a reader that sees
+ * busy_since 0 sees the streak in busy_ticks. */
+static void busy_end(tdm_worker_t *w) {
+  if (!w->tick_hot)
+    return;
+  w->tick_hot = false; /* it searches or parks: the next start is later */
+  tdm_store_64(&w->rec.busy_ticks,
+               w->rec.busy_ticks + (w->tick - w->rec.busy_since));
+  tdm_store_64(&w->rec.busy_since, 0);
 }
 
 static void worker_main(void *arg) {
@@ -484,7 +495,7 @@ static void worker_main(void *arg) {
         run_item(w, item);
       continue;
     }
-    w->tick_hot = false; /* it searches or parks: the next start is later */
+    busy_end(w);
     if (!tdm_idle_none(idle, &w->search, w->index, rest))
       break; /* the pool stops */
   }
