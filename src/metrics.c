@@ -71,10 +71,14 @@ static uint64_t running_for(const uint64_t *since, uint64_t now) {
 
 static void worker_metrics(tdm_worker_t *w, uint64_t now,
                            tandem_worker_metrics_t *out) {
+  /* busy_since before busy_ticks: the worker ends a streak in the other
+   * order (pool.c, busy_end), so a streak seen ended is in busy_ticks. */
   uint64_t busy_since = tdm_load_64(&w->rec.busy_since);
+  uint64_t busy_ticks = tdm_load_64(&w->rec.busy_ticks);
 
-  out->busy_ns = tdm_clock_ns(tdm_load_64(&w->rec.busy_ticks) +
-                              running_for(&w->rec.busy_since, now));
+  out->busy_ns = tdm_clock_ns(
+      busy_ticks + (busy_since != 0 && now > busy_since ? now - busy_since
+                                                        : 0));
   out->parked_ns = tdm_clock_ns(tdm_load_64(&w->search.parked_ticks) +
                                 running_for(&w->search.parked_since, now));
   out->busy = busy_since != 0;

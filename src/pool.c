@@ -461,8 +461,10 @@ static void run_timed(tdm_worker_t *w, void *item) {
 }
 
 /* A look found nothing: the streak run_timed began ends at the last
- * item's end (w->tick).  busy_ticks first, so that a reader that sees
- * busy_since 0 sees the streak in busy_ticks. */
+ * item's end (w->tick).  busy_ticks first: a reader, which loads
+ * busy_since first (metrics.c), that sees it 0 sees the streak in
+ * busy_ticks; one between the two stores counts the streak twice for
+ * that moment. */
 static void busy_end(tdm_worker_t *w) {
   if (!w->tick_hot)
     return;
