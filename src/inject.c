@@ -19,6 +19,9 @@ void (*tdm_inject_scan_hook)(tdm_inject_t *q);
 static char tombstone;
 #define TOMB ((void *)&tombstone)
 
+/* How far ahead a consumer prefetches (docs/tuning.md). */
+#define PREFETCH_AHEAD 8
+
 int tdm_inject_init(tdm_inject_t *q, uint64_t capacity) {
   uint64_t n;
   uint64_t i;
@@ -117,6 +120,25 @@ unsigned tdm_inject_push_n(tdm_inject_t *q, void *const *items, void *owner,
   return k;
 }
 
+/* A consumer that took position pos, with more behind it: asks for the
+ * request PREFETCH_AHEAD positions on, if it is published, so that its
+ * miss overlaps the jobs before it.  A request a worker takes from the
+ * ring is a line the loop wrote last; in array order the hardware
+ * prefetcher fetches the next ones anyway, in any other order each is a
+ * miss that a lone worker would wait for in turn.  Relaxed loads: a hint;
+ * another consumer may take or a canceller tombstone that item
+ * meanwhile. */
+static void prefetch_ahead(const tdm_inject_t *q, uint64_t pos) {
+  const tdm_cell_t *c = &q->cells[(pos + PREFETCH_AHEAD) & q->mask];
+  void *item;
+
+  if (tdm_load_64(&c->seq) != pos + PREFETCH_AHEAD + 1)
+    return;
+  item = tdm_load_ptr(&c->item);
+  if (item != NULL)
+    tdm_prefetch_w(item);
+}
+
 void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
   tdm_cell_t *c;
   uint64_t pos;
@@ -139,6 +161,8 @@ void *tdm_inject_pop_mc(tdm_inject_t *q, bool *more) {
            * producers. */
           c = &q->cells[(pos + 1) & q->mask];
           *more = tdm_load_64(&c->seq) == pos + 2;
+          if (*more)
+            prefetch_ahead(q, pos);
           return item;
         }
       }
