@@ -63,10 +63,8 @@ int tandem_loop_metrics(const tandem_t *t, tandem_loop_metrics_t *out) {
 /* ------------------------------------------------------------ the pool */
 
 /* A reading that may be 0 ("not now"): the time from it until `now`. */
-static uint64_t running_for(const uint64_t *since, uint64_t now) {
-  uint64_t s = tdm_load_64(since);
-
-  return s != 0 && now > s ? now - s : 0;
+static uint64_t running_for(uint64_t since, uint64_t now) {
+  return since != 0 && now > since ? now - since : 0;
 }
 
 static void worker_metrics(tdm_worker_t *w, uint64_t now,
@@ -76,11 +74,10 @@ static void worker_metrics(tdm_worker_t *w, uint64_t now,
   uint64_t busy_since = tdm_load_64(&w->rec.busy_since);
   uint64_t busy_ticks = tdm_load_64(&w->rec.busy_ticks);
 
-  out->busy_ns = tdm_clock_ns(
-      busy_ticks + (busy_since != 0 && now > busy_since ? now - busy_since
-                                                        : 0));
-  out->parked_ns = tdm_clock_ns(tdm_load_64(&w->search.parked_ticks) +
-                                running_for(&w->search.parked_since, now));
+  out->busy_ns = tdm_clock_ns(busy_ticks + running_for(busy_since, now));
+  out->parked_ns =
+      tdm_clock_ns(tdm_load_64(&w->search.parked_ticks) +
+                   running_for(tdm_load_64(&w->search.parked_since), now));
   out->busy = busy_since != 0;
 }
 

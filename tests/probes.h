@@ -66,8 +66,10 @@ void probes_requeue(probes_t *ps, probe_t *p);
 
 /* Loop thread, in `newest`'s after callback, after probes_requeue():
  * cancels `newest` if it was queued again, and returns it; else, or if the
- * cancel did not return 0, NULL.  Every other job in flight is ahead of
- * it, so no worker can have started it.  (Not an older probe: one a worker
+ * cancel did not return 0 (counted in bad_calls), NULL.  It is the newest
+ * job queued: in the deep backlogs the stream and batching suites cancel
+ * in, every other waiting job is ahead of it, so no worker reaches it
+ * before the cancel.  (Not an older probe: one a worker
  * has just taken answers UV_EBUSY and, since #13, is asked to stop -- it
  * may then end with UV_ECANCELED too, a second cancel the test did not
  * mean.) */
