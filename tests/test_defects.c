@@ -6,16 +6,22 @@
  *   F2  tandem_cancel racing a request's first tandem_queue_work followed a
  *       handle that was not written yet (SIGSEGV);
  *   F6  queue_size up to 2^30 allocated 32 GiB up front.
- * (F3 and F5 are in the faults suite, F4 in the fork suite.)
+ * (F3 and F5 are in the faults suite, F4 in the fork suite.)  Found later:
+ *   F7  a job queued from an after callback was counted in flight beside
+ *       the job being called back, so a sleeping loop that kept as many
+ *       jobs in flight as workers never started polling (a W = 1 round
+ *       trip on one worker stuck at some 50 us instead of 0.4).
  */
 #include <check.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fixture.h"
 #include "inject.h"
+#include "loop_mode.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -566,6 +572,71 @@ START_TEST(test_queue_size_limit) {
 }
 END_TEST
 
+/* -------------------------------------------------------------- F7 */
+
+#define F7_SLOW_NS (20 * 1000 * 1000) /* well past loop_spin_us below */
+#define F7_TRIES 50
+
+static fixture_t f7;
+static tandem_work_t f7_req;
+static int f7_tries;
+static int f7_checked;
+static unsigned f7_mode_after; /* the mode right after the requeue */
+
+static void f7_slow_cb(tandem_work_t *req) {
+  struct timespec ts = {0, F7_SLOW_NS};
+
+  (void)req;
+  nanosleep(&ts, NULL);
+}
+
+static void f7_empty_cb(tandem_work_t *req) {
+  (void)req;
+}
+
+static void f7_last_after(tandem_work_t *req, int status) {
+  (void)req;
+  ck_assert_int_eq(status, 0);
+}
+
+/* A slow job came home.  Once the loop slept through it (its polling ran
+ * out long before), queue the next one from here: one job in flight on
+ * one worker, a round trip, so the loop must start polling at once. */
+static void f7_after(tandem_work_t *req, int status) {
+  ck_assert_int_eq(status, 0);
+  /* Private, read for the test's sake: the loop's mode. */
+  if (f7.tandem.mode_ != TDM_MODE_SLEEP && ++f7_tries < F7_TRIES) {
+    /* A preempted loop may not have slept yet: try another slow job. */
+    ck_assert_int_eq(tandem_queue_work(&f7.tandem, req, f7_slow_cb,
+                                       f7_after), 0);
+    return;
+  }
+  ck_assert_uint_eq(f7.tandem.mode_, TDM_MODE_SLEEP);
+  ck_assert_int_eq(tandem_queue_work(&f7.tandem, req, f7_empty_cb,
+                                     f7_last_after), 0);
+  f7_mode_after = f7.tandem.mode_;
+  f7_checked = 1;
+}
+
+START_TEST(test_requeue_from_after_callback_starts_polling) {
+  tandem_options_t opts;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.workers = 1;
+  opts.loop_spin_us = 1000; /* polls 1 ms, then sleeps */
+  fixture_open(&f7, &opts);
+  f7_tries = f7_checked = 0;
+  ck_assert_int_eq(tandem_queue_work(&f7.tandem, &f7_req, f7_slow_cb,
+                                     f7_after), 0);
+  ck_assert_int_eq(uv_run(&f7.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(f7_checked, 1);
+  ck_assert_msg(f7_mode_after == TDM_MODE_POLL,
+                "a sleeping loop that requeued its one job on one worker "
+                "went on sleeping (mode %u)", f7_mode_after);
+  fixture_close(&f7);
+}
+END_TEST
+
 static Suite *defects_suite(void) {
   Suite *s = suite_create("defects");
   TCase *tc;
@@ -591,6 +662,11 @@ static Suite *defects_suite(void) {
   tc = tcase_create("F6 queue size");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_queue_size_limit);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("F7 requeue counts");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_requeue_from_after_callback_starts_polling);
   suite_add_tcase(s, tc);
   return s;
 }
