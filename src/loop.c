@@ -33,8 +33,9 @@
  * full barrier before it reads polling_.
  *
  * Counting.  Jobs queued from the loop thread are counted in loop_pending_
- * (plain: only the loop thread touches it); jobs from other threads in
- * inflight_, atomically, beside a closing bit that makes them fail.
+ * (plain: only the loop thread touches it) until their after callback
+ * starts; jobs from other threads in inflight_, atomically, beside a
+ * closing bit that makes them fail, until their batch's callbacks ran.
  *
  * Closing.  The closing bit in inflight_ refuses new jobs; jobs still in
  * the injection ring are cancelled at once, the few on workers' deques
@@ -396,11 +397,16 @@ static unsigned drain(tandem_t *t) {
       time_callback(m, req, opts);
     /* Idle again before the callback, which may queue it anew. */
     tdm_store_rel_u32(&req->state_, TDM_REQ_FINISHED);
+    /* Out of flight before its callback too: a job queued from there is
+     * then counted alone, and a round trip that keeps as many jobs in
+     * flight as workers may start polling (loop_mode.c, on_submit). */
+    if (from_loop)
+      t->loop_pending_--;
     if (after != NULL)
       after(req, status);
     /* req is the caller's again: not touched below. */
     if (from_loop) {
-      if (--t->loop_pending_ == 0) {
+      if (t->loop_pending_ == 0) {
         /* uv_run() may return now, before the idle handle runs again. */
         decide_on(t, TDM_EV_EMPTY);
         update_ref(t);
