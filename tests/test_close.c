@@ -386,6 +386,40 @@ START_TEST(test_close_from_after_callback) {
 }
 END_TEST
 
+/* The only job's after callback closes the handle, then tries to queue
+ * again: its job left the count as the callback started, so the close
+ * finds nothing in flight and begins at once; the queue is refused, the
+ * close callback runs once, after the after callback, and the loop closes
+ * cleanly. */
+static int last_requeue_rc;
+
+static void close_in_last_after_cb(tandem_work_t *req, int status) {
+  probe_after_cb(req, status);
+  ck_assert_int_eq(tandem_close(&fx.tandem, close_cb), 0);
+  ck_assert_int_eq(close_called, 0); /* a uv_close callback: later */
+  last_requeue_rc =
+      tandem_queue_work(&fx.tandem, req, probe_work_cb, probe_after_cb);
+}
+
+START_TEST(test_close_from_the_only_jobs_after_callback) {
+  probe_t p;
+
+  setup();
+  probe_init(&p);
+  last_requeue_rc = 0;
+  ck_assert_int_eq(tandem_queue_work(&fx.tandem, &p.req, probe_work_cb,
+                                     close_in_last_after_cb),
+                   0);
+  ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(last_requeue_rc, UV_ESHUTDOWN);
+  ck_assert_int_eq(afters, 1);
+  ck_assert_int_eq(close_called, 1);
+  ck_assert_int_eq(afters_at_close, 1);
+  ck_assert(probe_ended_well(&p));
+  fixture_finish(&fx);
+}
+END_TEST
+
 typedef struct running_s {
   probe_t job;
   probe_t child;
@@ -833,6 +867,7 @@ static Suite *close_suite(void) {
   tcase_add_test(tc, test_close_with_jobs_in_flight);
   tcase_add_test(tc, test_close_in_after_callback_cancels_jobs_it_queued);
   tcase_add_test(tc, test_close_from_after_callback);
+  tcase_add_test(tc, test_close_from_the_only_jobs_after_callback);
   tcase_add_test(tc, test_running_job_cannot_queue_on_closing_handle);
   tcase_add_test(tc, test_close_cancels_overflowed_jobs);
   tcase_add_test(tc, test_close_cancels_jobs_queued_from_worker);
