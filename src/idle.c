@@ -12,12 +12,17 @@
  * not by a clock (as Go's proc.go and Tokio's idle.rs bound it): a worker
  * may start a search only while fewer than half of the workers not parked
  * search -- a worker that has just run an item (hot: the next item of a
- * round trip is likely on its way) may be one above that cap.  A search is
- * at most SEARCH_ROUNDS looks over every queue, a woken worker's at most
- * WOKEN_ROUNDS, and the clock (spin_ns) is only a ceiling.  Between looks
- * a searcher pauses; it calls sched_yield() only when the pool and its
- * loops have more threads than the usable CPUs, so that a runnable loop
- * thread gets the core at once instead of after a time slice.
+ * round trip is likely on its way) may be one above that cap, unless every
+ * polling loop has just one job in flight, which one searcher serves
+ * (tdm_idle_may_search).  A search is at most SEARCH_ROUNDS looks over
+ * every queue, a woken worker's at most WOKEN_ROUNDS, and the clock
+ * (spin_ns) is only a ceiling.  Between looks a searcher pauses; it calls
+ * sched_yield() when the workers and a loop thread outnumber the usable
+ * CPUs, so that a runnable loop thread gets the core at once instead of
+ * after a time slice -- but not while it waits for a lone round trip and
+ * the threads that want a CPU now fit them (tdm_idle_crowded).  The loops
+ * tell the pool when they poll, and with how many jobs (the `loops` word,
+ * idle.h).
  *
  * NO LOST WAKE-UP: the proof sketch.  Two Dekker pairs, each a store, a
  * full barrier, then a load of the other side's store.
@@ -109,8 +114,6 @@ int tdm_idle_init(tdm_idle_t *idle, unsigned nworkers, uint64_t spin_ns,
   idle->mask_cpus = tandem__usable_cpus();
   /* Resting needs another worker, and another CPU it may run on. */
   idle->can_rest = nworkers >= 2 && idle->usable_cpus >= 2;
-  /* Workers and at least one loop thread: more threads than CPUs? */
-  idle->yield = nworkers + 1 > idle->usable_cpus;
   idle->ncpu_slots = cpu_slots();
   idle->busy_on = calloc(idle->ncpu_slots, sizeof(*idle->busy_on));
   if (idle->busy_on == NULL ||
@@ -235,19 +238,18 @@ static void begin_search(tdm_search_t *s, unsigned rounds, uint64_t ns) {
   s->deadline = s->last + ns;
 }
 
-/* May this worker search?  Fewer than half of the workers not parked
- * search (one more for a hot worker); the CAS takes both halves at one
- * instant. */
+/* May this worker search?  tdm_idle_may_search says; the CAS takes both
+ * halves of the idle word at one instant. */
 static void try_search(tdm_idle_t *idle, tdm_search_t *s) {
+  uint64_t loops;
   uint64_t c;
-  uint32_t busy;
 
   if (idle->spin_ns == 0 || tdm_idle_contended(idle, uv_hrtime()))
     return;
+  loops = tdm_load_64(&idle->loops);
   c = tdm_load_64(&idle->counts);
   for (;;) {
-    busy = idle->nworkers - SLEEPERS(c);
-    if (2 * SEARCHERS(c) >= busy + (s->hot ? 2u : 0u))
+    if (!tdm_idle_may_search(idle, c, loops, s->hot))
       return;
     if (tdm_cas_64(&idle->counts, c, c + SEARCHER))
       break;
@@ -270,11 +272,14 @@ static bool search_step(tdm_idle_t *idle, tdm_search_t *s) {
 
   if (--s->rounds == 0)
     return false;
-  if (!idle->yield) {
+  if (!tdm_idle_crowded(idle, tdm_load_64(&idle->counts),
+                        tdm_load_64(&idle->loops))) {
     tdm_pause();
-    return s->rounds % CLOCK_EVERY != 0 || uv_hrtime() < s->deadline;
+    if (s->rounds % CLOCK_EVERY != 0)
+      return true;
+  } else {
+    sched_yield(); /* let a runnable loop thread have this core */
   }
-  sched_yield(); /* let a runnable loop thread have this core */
   now = uv_hrtime();
   if (now - s->last > GAP_NS &&
       (tandem__quota_throttled() ||

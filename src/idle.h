@@ -32,7 +32,7 @@ typedef struct tdm_search_s {
   bool hot;          /* just ran an item: the next is likely on its way */
   unsigned rounds;   /* looks left in this search */
   uint64_t deadline; /* the clock's ceiling on this search */
-  uint64_t last;     /* the clock at the last yield */
+  uint64_t last;     /* the clock at the last look that read it */
   uint64_t parks;    /* times it slept */
   uint64_t wakeups;  /* times another thread woke it */
   /* While the pool records time (tdm_idle_t.timed): clock.h readings. */
@@ -63,9 +63,14 @@ typedef struct tdm_idle_s {
   uint64_t counts TDM_ALIGNED;
   uint32_t wake_cursor; /* where the next wake-up starts looking */
   uint64_t contended_until; /* no searching or polling before then */
-  /* Written when a loop starts or stops streaming; read on every look. */
+  /* Written when a loop starts or stops streaming or polling; read on
+   * every look. */
   uint32_t streams TDM_ALIGNED; /* loops streaming now */
   uint32_t stop;                /* set once: workers leave */
+  /* Low half: loops polling (or streaming) with jobs in flight -- threads
+   * that want a CPU all the time; high half: of those, the ones with one
+   * job in flight (a lone round trip).  One word: one load reads both. */
+  uint64_t loops;
   /* Read-only after tdm_idle_init. */
   uint32_t *busy_on TDM_ALIGNED; /* per CPU: loops streaming on it */
   unsigned ncpu_slots;           /* entries of busy_on */
@@ -73,7 +78,6 @@ typedef struct tdm_idle_s {
   unsigned nworkers;
   unsigned usable_cpus; /* the CPU budget when made (tandem__cpu_budget) */
   unsigned mask_cpus;   /* the affinity mask's CPUs when made */
-  bool yield;           /* more threads than usable CPUs: yield looks */
   bool can_rest;        /* a worker may rest for a streaming loop */
   bool timed;           /* time parks (the pool records time; set after
                            tdm_idle_init) */
@@ -96,6 +100,50 @@ _Static_assert(offsetof(tdm_idle_t, streams) - offsetof(tdm_idle_t, counts) ==
 int tdm_idle_init(tdm_idle_t *idle, unsigned nworkers, uint64_t spin_ns,
                   tdm_has_work_fn has_work, void *ctx);
 void tdm_idle_destroy(tdm_idle_t *idle);
+
+/* The `loops` word's halves. */
+#define TDM_LOOPS_POLLING ((uint64_t)1)
+#define TDM_LOOPS_LONE ((uint64_t)1 << 32)
+
+/* Loop thread: adds `delta` (sums of +-TDM_LOOPS_POLLING and
+ * +-TDM_LOOPS_LONE) to the loops word as its loop starts or stops polling
+ * or having one job in flight (loop.c, tell_pool).  Relaxed in effect: a
+ * hint for the search cap and the yield, never a guard of work. */
+static inline void tdm_idle_loops_add(tdm_idle_t *idle, uint64_t delta) {
+  tdm_faa_64(&idle->loops, delta);
+}
+
+/* The search cap, from the idle word `c` and the loops word `loops`: may a
+ * worker (`hot`: it has just run an item) start a search?  While fewer
+ * than half of the workers not parked search; a hot worker may be one
+ * above that, unless every loop that polls has one job in flight: one
+ * searcher serves a lone round trip, and a second only takes turns with
+ * it (bench/README, "Two workers at W = 1"). */
+static inline bool tdm_idle_may_search(const tdm_idle_t *idle, uint64_t c,
+                                       uint64_t loops, bool hot) {
+  uint32_t busy = idle->nworkers - (uint32_t)(c >> 32);
+  uint32_t polling = (uint32_t)loops;
+  bool lone = polling != 0 && polling == (uint32_t)(loops >> 32);
+
+  return 2 * (uint32_t)c < busy + (hot && !lone ? 2u : 0u);
+}
+
+/* Should a searcher yield its CPU between looks, rather than pause?  When
+ * the pool's workers and a loop thread outnumber the usable CPUs, a
+ * runnable loop thread may be waiting for this one's core -- except while
+ * every polling loop has one job in flight and the threads that want a
+ * CPU now (the workers not parked, the loops polling) fit the CPUs: then
+ * a yield would only delay the lone round trip this searcher waits for. */
+static inline bool tdm_idle_crowded(const tdm_idle_t *idle, uint64_t c,
+                                    uint64_t loops) {
+  uint32_t polling = (uint32_t)loops;
+
+  if (idle->nworkers + 1 <= idle->usable_cpus)
+    return false;
+  if (polling == 0 || polling != (uint32_t)(loops >> 32))
+    return true;
+  return idle->nworkers - (uint32_t)(c >> 32) + polling > idle->usable_cpus;
+}
 
 /* Any thread, after publishing work and a full fence: makes sure some
  * worker will look for it (wakes one if none searches and one sleeps). */

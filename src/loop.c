@@ -59,7 +59,9 @@ enum {
   F_CLOSED = 2,   /* its handles are being closed */
   F_REF = 4,      /* the wake handle keeps the loop alive */
   F_DRAINING = 8, /* running after callbacks: submits defer their wake */
-  F_KICK = 16     /* a deferred submit is waiting for tandem__pool_kick */
+  F_KICK = 16,    /* a deferred submit is waiting for tandem__pool_kick */
+  F_TOLD_POLLS = 32, /* the pool counts us polling (tell_pool) */
+  F_TOLD_LONE = 64   /* ... and with one job in flight */
 };
 
 /* Values of polling_: may a pusher skip waking the loop? */
@@ -197,8 +199,31 @@ static void sample_clock(const tandem_t *t, tdm_mode_sample_t *s) {
   s->foreign = tdm_load_u32(&t->inflight_) & ~TDM_CLOSING_BIT;
 }
 
+/* Loop thread: tells the pool's idle policy whether we poll with jobs in
+ * flight (a thread that wants a CPU all the time) and whether just one
+ * (a lone round trip, which one searching worker serves), when either
+ * changed.  Polling with none in flight does not count: it stops at the
+ * next turn, and uv_run() may have returned meanwhile. */
+static void tell_pool(tandem_t *t) {
+  unsigned told = t->flags_ & (F_TOLD_POLLS | F_TOLD_LONE);
+  unsigned now = 0;
+  uint64_t delta = 0;
+
+  if (mode_polls((tdm_mode_t)t->mode_) && t->loop_pending_ != 0)
+    now = F_TOLD_POLLS | (t->loop_pending_ == 1 ? F_TOLD_LONE : 0);
+  if (now == told)
+    return;
+  if ((now ^ told) & F_TOLD_POLLS)
+    delta += (now & F_TOLD_POLLS) ? TDM_LOOPS_POLLING : -TDM_LOOPS_POLLING;
+  if ((now ^ told) & F_TOLD_LONE)
+    delta += (now & F_TOLD_LONE) ? TDM_LOOPS_LONE : -TDM_LOOPS_LONE;
+  t->flags_ ^= now ^ told;
+  tandem__pool_loops_add(t, delta);
+}
+
 static void decide(tandem_t *t, const tdm_mode_sample_t *s) {
   set_mode(t, tdm_mode_next(&t->mode_state_, s), s->drained != 0);
+  tell_pool(t);
 }
 
 /* Loop thread: an event that needs no clock (the last job done, closing). */

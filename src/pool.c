@@ -250,6 +250,10 @@ void tandem__pool_submit_class(tandem_pool_t *pool, void *item,
     tdm_lane_wake(pool);
 }
 
+void tandem__pool_loops_add(tandem_t *t, uint64_t delta) {
+  tdm_idle_loops_add(&t->pool->idle, delta);
+}
+
 void tandem__pool_stream_begin(tandem_t *t) {
   tandem_pool_t *pool = t->pool;
 

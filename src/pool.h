@@ -258,6 +258,10 @@ void tandem__pool_submit_n(tandem_pool_t *pool, void *const *items,
  * took one of its jobs does not wake another for the ones behind
  * (t->streaming_). */
 void tandem__pool_stream_begin(tandem_t *t);
+/* Loop thread of `t`: tells the pool's idle policy that its loop started
+ * or stopped polling, or having one job in flight (idle.h, the `loops`
+ * word; loop.c, tell_pool). */
+void tandem__pool_loops_add(tandem_t *t, uint64_t delta);
 void tandem__pool_stream_lag(tandem_t *t, unsigned lag);
 void tandem__pool_stream_release(tandem_t *t);
 void tandem__pool_stream_end(tandem_t *t);

@@ -22,6 +22,7 @@
 #include "fixture.h"
 #include "inject.h"
 #include "loop_mode.h"
+#include "pool.h"
 #include "run_until.h"
 #include "suite_run.h"
 #include "tandem.h"
@@ -582,6 +583,7 @@ static tandem_work_t f7_req;
 static int f7_tries;
 static int f7_checked;
 static unsigned f7_mode_after; /* the mode right after the requeue */
+static uint64_t f7_loops_after; /* the pool's loops word then */
 
 static void f7_slow_cb(tandem_work_t *req) {
   struct timespec ts = {0, F7_SLOW_NS};
@@ -615,6 +617,7 @@ static void f7_after(tandem_work_t *req, int status) {
   ck_assert_int_eq(tandem_queue_work(&f7.tandem, req, f7_empty_cb,
                                      f7_last_after), 0);
   f7_mode_after = f7.tandem.mode_;
+  f7_loops_after = tdm_load_64(&f7.pool->idle.loops);
   f7_checked = 1;
 }
 
@@ -633,6 +636,10 @@ START_TEST(test_requeue_from_after_callback_starts_polling) {
   ck_assert_msg(f7_mode_after == TDM_MODE_POLL,
                 "a sleeping loop that requeued its one job on one worker "
                 "went on sleeping (mode %u)", f7_mode_after);
+  /* The pool was told: one loop polls, with one job in flight (idle.h,
+   * the loops word); and told again when the job came home. */
+  ck_assert_uint_eq(f7_loops_after, TDM_LOOPS_POLLING | TDM_LOOPS_LONE);
+  ck_assert_uint_eq(tdm_load_64(&f7.pool->idle.loops), 0);
   fixture_close(&f7);
 }
 END_TEST

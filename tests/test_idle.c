@@ -14,6 +14,8 @@
  * All threads are pinned to one CPU, so that "a loop streams on this
  * worker's CPU" holds; the pool is made before, so it may rest (which
  * needs two usable CPUs -- the case is skipped, saying so, with fewer).
+ * The "policy" case checks the search cap and the yield rule as pure
+ * functions of the idle words (idle.h), with made-up counts.
  */
 #define _GNU_SOURCE /* pthread_setaffinity_np, CPU_* */
 #include <check.h>
@@ -168,6 +170,86 @@ static int finish(stand_in_t *si, uint32_t *slot) {
  * parked to wake).  Then both park.  The stream is over, so a worker's
  * re-check after its barrier must look at every queue, not only its own
  * deque -- else both sleep for good with the item queued. */
+/* ------------------------------------------------- the cap and the yield */
+
+#define C(searchers, sleepers) \
+  ((uint64_t)(searchers) | ((uint64_t)(sleepers) << 32))
+#define LOOPS(polling, lone) \
+  ((uint64_t)(polling) * TDM_LOOPS_POLLING + (uint64_t)(lone) * TDM_LOOPS_LONE)
+
+static bool no_work(void *ctx, unsigned worker, bool own_only) {
+  (void)ctx;
+  (void)worker;
+  (void)own_only;
+  return false;
+}
+
+static void policy_open(tdm_idle_t *idle, unsigned workers, unsigned cpus) {
+  ck_assert_int_eq(tdm_idle_init(idle, workers, 50000, no_work, NULL),
+                   0);
+  idle->usable_cpus = cpus; /* the machine's, made up */
+}
+
+/* Half of the workers not parked may search; one more if hot -- but not
+ * while every polling loop has one job in flight: a lone round trip needs
+ * one searcher, and a second only takes turns with it. */
+START_TEST(test_search_cap) {
+  tdm_idle_t idle;
+
+  policy_open(&idle, 2, 2);
+  ck_assert(tdm_idle_may_search(&idle, C(0, 0), LOOPS(0, 0), false));
+  ck_assert(!tdm_idle_may_search(&idle, C(1, 0), LOOPS(0, 0), false));
+  ck_assert(tdm_idle_may_search(&idle, C(1, 0), LOOPS(0, 0), true));
+  ck_assert(!tdm_idle_may_search(&idle, C(2, 0), LOOPS(0, 0), true));
+  /* A loop polls with two or more jobs in flight: the hot one searches. */
+  ck_assert(tdm_idle_may_search(&idle, C(1, 0), LOOPS(1, 0), true));
+  /* Its one job in flight: one searcher does. */
+  ck_assert(!tdm_idle_may_search(&idle, C(1, 0), LOOPS(1, 1), true));
+  ck_assert(tdm_idle_may_search(&idle, C(0, 0), LOOPS(1, 1), true));
+  ck_assert(tdm_idle_may_search(&idle, C(0, 1), LOOPS(1, 1), false));
+  /* Two loops polling, one of them with more jobs: the hot one searches. */
+  ck_assert(tdm_idle_may_search(&idle, C(1, 0), LOOPS(2, 1), true));
+  tdm_idle_destroy(&idle);
+
+  policy_open(&idle, 8, 8);
+  ck_assert(tdm_idle_may_search(&idle, C(3, 0), LOOPS(0, 0), false));
+  ck_assert(!tdm_idle_may_search(&idle, C(4, 0), LOOPS(0, 0), false));
+  ck_assert(tdm_idle_may_search(&idle, C(4, 0), LOOPS(0, 0), true));
+  ck_assert(!tdm_idle_may_search(&idle, C(4, 0), LOOPS(1, 1), true));
+  ck_assert(!tdm_idle_may_search(&idle, C(2, 4), LOOPS(0, 0), false));
+  tdm_idle_destroy(&idle);
+}
+END_TEST
+
+/* A searcher yields when the workers and a loop thread outnumber the
+ * CPUs -- but pauses while every polling loop has one job in flight and
+ * the workers not parked plus the polling loops fit the CPUs. */
+START_TEST(test_yield_only_when_crowded) {
+  tdm_idle_t idle;
+
+  policy_open(&idle, 1, 2); /* a worker and a loop fit: never */
+  ck_assert(!tdm_idle_crowded(&idle, C(1, 0), LOOPS(0, 0)));
+  ck_assert(!tdm_idle_crowded(&idle, C(1, 0), LOOPS(1, 1)));
+  tdm_idle_destroy(&idle);
+
+  policy_open(&idle, 2, 2);
+  ck_assert(tdm_idle_crowded(&idle, C(1, 0), LOOPS(0, 0)));
+  ck_assert(tdm_idle_crowded(&idle, C(1, 1), LOOPS(1, 0)));
+  ck_assert(tdm_idle_crowded(&idle, C(0, 0), LOOPS(2, 1)));
+  /* A lone round trip: two awake workers and the loop are one too many;
+   * one awake worker and the loop fit. */
+  ck_assert(tdm_idle_crowded(&idle, C(1, 0), LOOPS(1, 1)));
+  ck_assert(!tdm_idle_crowded(&idle, C(1, 1), LOOPS(1, 1)));
+  tdm_idle_destroy(&idle);
+
+  policy_open(&idle, 16, 2); /* more workers than CPUs */
+  ck_assert(tdm_idle_crowded(&idle, C(1, 0), LOOPS(0, 0)));
+  ck_assert(!tdm_idle_crowded(&idle, C(1, 15), LOOPS(1, 1)));
+  ck_assert(tdm_idle_crowded(&idle, C(1, 14), LOOPS(1, 1)));
+  tdm_idle_destroy(&idle);
+}
+END_TEST
+
 START_TEST(test_stream_ends_while_workers_decide_to_rest) {
   stand_in_t *si = malloc(sizeof(*si));
   uint32_t slot = UINT32_MAX;
@@ -234,6 +316,10 @@ int main(void) {
   TCase *tc;
 
   s = suite_create("idle");
+  tc = tcase_create("policy");
+  tcase_add_test(tc, test_search_cap);
+  tcase_add_test(tc, test_yield_only_when_crowded);
+  suite_add_tcase(s, tc);
   tc = tcase_create("resting");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_stream_ends_while_workers_decide_to_rest);
