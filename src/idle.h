@@ -113,6 +113,13 @@ static inline void tdm_idle_loops_add(tdm_idle_t *idle, uint64_t delta) {
   tdm_faa_64(&idle->loops, delta);
 }
 
+/* From the loops word: do loops poll, each with one job in flight? */
+static inline bool tdm_idle_lone(uint64_t loops) {
+  uint32_t polling = (uint32_t)loops;
+
+  return polling != 0 && polling == (uint32_t)(loops >> 32);
+}
+
 /* The search cap, from the idle word `c` and the loops word `loops`: may a
  * worker (`hot`: it has just run an item) start a search?  While fewer
  * than half of the workers not parked search; a hot worker may be one
@@ -122,10 +129,8 @@ static inline void tdm_idle_loops_add(tdm_idle_t *idle, uint64_t delta) {
 static inline bool tdm_idle_may_search(const tdm_idle_t *idle, uint64_t c,
                                        uint64_t loops, bool hot) {
   uint32_t busy = idle->nworkers - (uint32_t)(c >> 32);
-  uint32_t polling = (uint32_t)loops;
-  bool lone = polling != 0 && polling == (uint32_t)(loops >> 32);
 
-  return 2 * (uint32_t)c < busy + (hot && !lone ? 2u : 0u);
+  return 2 * (uint32_t)c < busy + (hot && !tdm_idle_lone(loops) ? 2u : 0u);
 }
 
 /* Should a searcher yield its CPU between looks, rather than pause?  When
@@ -136,13 +141,12 @@ static inline bool tdm_idle_may_search(const tdm_idle_t *idle, uint64_t c,
  * a yield would only delay the lone round trip this searcher waits for. */
 static inline bool tdm_idle_crowded(const tdm_idle_t *idle, uint64_t c,
                                     uint64_t loops) {
-  uint32_t polling = (uint32_t)loops;
-
   if (idle->nworkers + 1 <= idle->usable_cpus)
     return false;
-  if (polling == 0 || polling != (uint32_t)(loops >> 32))
+  if (!tdm_idle_lone(loops))
     return true;
-  return idle->nworkers - (uint32_t)(c >> 32) + polling > idle->usable_cpus;
+  return idle->nworkers - (uint32_t)(c >> 32) + (uint32_t)loops >
+         idle->usable_cpus;
 }
 
 /* Any thread, after publishing work and a full fence: makes sure some
